@@ -1,0 +1,75 @@
+"""Where the course reads and writes: repository, data, outputs and the model cache."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def data_dir() -> Path:
+    """The course datasets folder (`data/` in the repository)."""
+    return REPO_ROOT / "data"
+
+
+def outputs_dir() -> Path:
+    """Where notebooks write models, metrics and plots (`SMOLKIT_OUTPUTS` or `outputs/`)."""
+    return Path(os.environ.get("SMOLKIT_OUTPUTS", REPO_ROOT / "outputs")).resolve()
+
+
+def cache_dir() -> Path:
+    """Where converted models are cached (`SMOLKIT_CACHE`, else `$XDG_CACHE_HOME/smolkit`)."""
+    if os.environ.get("SMOLKIT_CACHE"):
+        return Path(os.environ["SMOLKIT_CACHE"]).expanduser().resolve()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base).expanduser().resolve() / "smolkit"
+
+
+@contextmanager
+def atomic_dir(target: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary sibling folder that replaces `target` only if the block succeeds."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    umask = os.umask(0o022)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)  # mkdtemp makes 0700; give the folder the usual permissions
+    try:
+        yield tmp
+        old = None
+        if target.exists():
+            old = target.with_name(f".{target.name}.old-{os.getpid()}")
+            os.replace(target, old)
+        os.replace(tmp, target)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write text to a temporary file beside `path`, then rename it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def save_metrics(name: str, metrics: dict[str, Any]) -> Path:
+    """Write a notebook's measured numbers to `outputs/metrics/<name>.json`, atomically."""
+    path = outputs_dir() / "metrics" / f"{name}.json"
+    return atomic_write_text(path, json.dumps(metrics, indent=2, sort_keys=True, default=float) + "\n")

@@ -1,0 +1,92 @@
+"""Every notebook executed by papermill at the smoke profile, plus the notebook hygiene checks."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import papermill
+import pytest
+
+from smolkit import outputs_dir
+
+REPO = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+def _metrics(name):
+    return json.loads((outputs_dir() / "metrics" / f"{name}.json").read_text())
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_runs_under_papermill_at_smoke_profile(path):
+    out = outputs_dir() / "notebooks" / path.name
+    out.parent.mkdir(parents=True, exist_ok=True)
+    papermill.execute_notebook(str(path), str(out), parameters={"PROFILE": "smoke"}, cwd=str(path.parent),
+                               kernel_name="python3", progress_bar=False)
+    metrics = _metrics(path.stem)
+    assert metrics["profile"] == "smoke"
+
+
+def test_overview_measures_the_real_model():
+    if not (outputs_dir() / "metrics" / "00_overview.json").exists():
+        pytest.skip("00_overview did not run")
+    m = _metrics("00_overview")
+    assert m["capital_of_france_correct"] is True
+    assert 134e6 < m["parameters"] < 135e6
+    assert m["generation"]["tokens_per_second"] > 0 and m["load_seconds"] > 0
+    assert 0 < m["template_loss_token_fraction"] < 1
+
+
+def test_there_are_course_notebooks():
+    assert NOTEBOOKS and NOTEBOOKS[0].name == "00_overview.ipynb"
+
+
+def test_committed_notebooks_are_clean():
+    result = subprocess.run([sys.executable, str(REPO / "tools" / "check_notebooks.py")], capture_output=True,
+                            text=True)
+    assert result.returncode == 0, result.stdout
+
+
+def test_check_catches_outputs_and_missing_parameters(tmp_path):
+    nb = json.loads(NOTEBOOKS[0].read_text())
+    code_cell = next(c for c in nb["cells"] if c["cell_type"] == "code")
+    code_cell["outputs"] = [{"output_type": "stream", "name": "stdout", "text": ["hi\n"]}]
+    for cell in nb["cells"]:
+        cell["metadata"].pop("tags", None)
+    dirty = tmp_path / "dirty.ipynb"
+    dirty.write_text(json.dumps(nb))
+    result = subprocess.run([sys.executable, str(REPO / "tools" / "check_notebooks.py"), str(dirty)],
+                            capture_output=True, text=True)
+    assert result.returncode == 1
+    assert "outputs" in result.stdout and "parameters" in result.stdout
+
+
+def test_colab_cells_and_readme_badges_match_the_slug():
+    result = subprocess.run([sys.executable, str(REPO / "tools" / "sync_colab.py"), "--check"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_parameters_cell_reads_defaults_from_the_environment(path, monkeypatch):
+    cell = next(c for c in json.loads(path.read_text())["cells"]
+                if "parameters" in c["metadata"].get("tags", []))
+    monkeypatch.setenv("SMOLKIT_PROFILE", "full")
+    monkeypatch.setenv("SMOLKIT_SEED", "7")
+    scope = {}
+    exec("".join(cell["source"]), scope)
+    assert scope["PROFILE"] == "full" and scope["SEED"] == 7
+    monkeypatch.delenv("SMOLKIT_PROFILE")
+    scope = {}
+    exec("".join(cell["source"]), scope)
+    assert scope["PROFILE"] == "default"
+
+
+def test_colab_cell_does_nothing_outside_colab(tmp_path):
+    cell = next(c for c in json.loads(NOTEBOOKS[0].read_text())["cells"] if c["cell_type"] == "code")
+    before = os.getcwd()
+    scope = {}
+    exec("".join(cell["source"]), scope)
+    assert os.getcwd() == before and "google.colab" not in sys.modules
