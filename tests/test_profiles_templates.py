@@ -40,7 +40,7 @@ CONV = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": 
 
 def test_guide_template_renders_system_and_closes_turns(tok):
     text = render(tok, CONV)
-    assert text == "System: Be brief.\n\nHuman: What is 2+2?\n\nAssistant: The answer is 4.<|im_end|>\n\n"
+    assert text == "System: Be brief.\n\nHuman: What is 2+2?\n\nAssistant: The answer is 4.<|im_end|>"
     assert tok.chat_template == GUIDE_TEMPLATE
 
 
