@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,3 +44,105 @@ def generate(model: Any, tokenizer: Any, conversations: list[list[dict[str, str]
         tokenizer.padding_side = side
         model.train(was_training)
     return replies
+
+
+TURN_MARKERS = ("Human:", "Assistant:", "System:", "<|im_start|>", "User:")
+ANSWER_PREFIX = "The answer is "
+
+
+def _normalise(text: str) -> str:
+    """Lower-case, drop commas and surrounding punctuation/space: ' 3,500 m. ' -> '3500 m'."""
+    return " ".join(text.lower().replace(",", "").strip().strip(".!?").split())
+
+
+def _mentions(text: str, answer: str) -> bool:
+    """True when the answer's words appear, in order and whole, anywhere in the text."""
+    words = re.findall(r"[a-z0-9]+(?:\.[0-9]+)?", text.lower().replace(",", ""))
+    target = re.findall(r"[a-z0-9]+(?:\.[0-9]+)?", answer.lower().replace(",", ""))
+    return bool(target) and any(words[i:i + len(target)] == target for i in range(len(words)))
+
+
+def sentences(text: str) -> list[str]:
+    """Split text into sentences at ., ! or ? followed by whitespace (decimals stay whole)."""
+    return [s for s in re.split(r"(?<=[.!?])\s+", text.strip()) if s]
+
+
+def extract_answer(text: str) -> str | None:
+    """The answer stated as 'The answer is X.' in a reply's first sentence, or None."""
+    first = sentences(text)[0] if text.strip() else ""
+    if not first.startswith(ANSWER_PREFIX):
+        return None
+    return _normalise(first[len(ANSWER_PREFIX):])
+
+
+def follows_format(reply: Reply, answer: str | None, max_sentences: int = 3, max_words: int = 60) -> bool:
+    """The course's answer style: stops by itself, no invented turn, short, verifiable answers stated first."""
+    if not reply.stopped or any(m in reply.text for m in TURN_MARKERS) or not reply.text.strip():
+        return False
+    if len(sentences(reply.text)) > max_sentences or len(reply.text.split()) > max_words:
+        return False
+    return answer is None or extract_answer(reply.text) is not None
+
+
+def sft_metrics(replies: list[Reply], answers: list[str | None]) -> dict[str, float]:
+    """Held-out SFT metrics: format compliance, exact match, answer mentioned, length, clean stops."""
+    verifiable = [(r, a) for r, a in zip(replies, answers) if a is not None]
+    clean = [r.stopped and not any(m in r.text for m in TURN_MARKERS) for r in replies]
+    return {
+        "format_compliance": sum(follows_format(r, a) for r, a in zip(replies, answers)) / len(replies),
+        "exact_match": (sum(extract_answer(r.text) == _normalise(a) for r, a in verifiable) / len(verifiable)
+                        if verifiable else float("nan")),
+        "answer_mentioned": (sum(_mentions(r.text, a) for r, a in verifiable) / len(verifiable)
+                             if verifiable else float("nan")),
+        "mean_words": sum(len(r.text.split()) for r in replies) / len(replies),
+        "clean_stop_rate": sum(clean) / len(replies),
+        "n": len(replies),
+        "n_verifiable": len(verifiable),
+    }
+
+
+def _completion_ids(tokenizer: Any, prompt: list[dict], completion: list[dict]) -> tuple[list[int], list[int]]:
+    """Prompt and completion token ids, split where TRL's DPOTrainer splits them (common prefix)."""
+    prompt_ids = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True,
+                                               return_dict=True)["input_ids"]
+    full_ids = tokenizer.apply_chat_template(prompt + completion, tokenize=True, return_dict=True)["input_ids"]
+    cut = 0
+    while cut < min(len(prompt_ids), len(full_ids)) and prompt_ids[cut] == full_ids[cut]:
+        cut += 1
+    return full_ids[:cut], full_ids[cut:]
+
+
+@torch.no_grad()
+def completion_logps(model: Any, tokenizer: Any, prompts: list[list[dict]], completions: list[list[dict]],
+                     batch_size: int = 8) -> torch.Tensor:
+    """Summed log-probability of each completion given its prompt, tokenized as DPOTrainer does."""
+    was_training = model.training
+    model.eval()
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    totals: list[float] = []
+    try:
+        for start in range(0, len(prompts), batch_size):
+            pairs = [_completion_ids(tokenizer, p, c)
+                     for p, c in zip(prompts[start:start + batch_size], completions[start:start + batch_size])]
+            width = max(len(p) + len(c) for p, c in pairs)
+            ids = torch.full((len(pairs), width), pad, dtype=torch.long)
+            mask = torch.zeros_like(ids)
+            scored = torch.zeros_like(ids, dtype=torch.bool)
+            for i, (p, c) in enumerate(pairs):
+                ids[i, : len(p) + len(c)] = torch.tensor(p + c)
+                mask[i, : len(p) + len(c)] = 1
+                scored[i, len(p): len(p) + len(c)] = True
+            logits = model(input_ids=ids.to(model.device), attention_mask=mask.to(model.device)).logits.float()
+            logp = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, ids[:, 1:, None].to(model.device))[..., 0]
+            totals += (logp * scored[:, 1:].to(model.device)).sum(-1).tolist()
+    finally:
+        model.train(was_training)
+    return torch.tensor(totals)
+
+
+def preference_accuracy(chosen: torch.Tensor, rejected: torch.Tensor,
+                        ref_chosen: torch.Tensor | None = None, ref_rejected: torch.Tensor | None = None) -> float:
+    """Share of pairs where chosen beats rejected: by log-probability, or by DPO's implicit reward with a reference."""
+    if ref_chosen is not None and ref_rejected is not None:
+        chosen, rejected = chosen - ref_chosen, rejected - ref_rejected
+    return float((chosen > rejected).float().mean())
