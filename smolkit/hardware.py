@@ -64,3 +64,12 @@ def describe() -> dict[str, Any]:
         info["gpu_memory_gib"] = round(props.total_memory / 2**30, 1)
         info["compute_capability"] = f"{props.major}.{props.minor}"
     return info
+
+
+def bf16_training(device: str) -> bool:
+    """Whether to train with bf16 mixed precision: on GPUs that support it; not on CPUs.
+
+    On the reference CPU (2 cores with AMX) bf16 autocast made training steps slower, not faster:
+    SFT 2.7 vs 1.7 s/step and DPO 10.1 vs 6.9 s/step for SmolLM2-135M, batch 4, against fp32.
+    """
+    return device.startswith("cuda") and torch.cuda.is_bf16_supported()

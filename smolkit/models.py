@@ -193,3 +193,11 @@ def count_parameters(model: Any, trainable_only: bool = False) -> int:
     """Number of (trainable) parameters, counting tied weights once."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
+
+
+def save_model(model: Any, tokenizer: Any, path: str | os.PathLike) -> Path:
+    """Save model (safetensors) and tokenizer to `path` atomically: a crash never leaves half a model there."""
+    with atomic_dir(path) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+    return Path(path)

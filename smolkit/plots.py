@@ -55,3 +55,37 @@ def side_by_side_html(columns: dict[str, Any]) -> str:
         f"{html.escape(json.dumps(v, indent=2, ensure_ascii=False))}</pre></td>" for v in columns.values()
     )
     return f"<table><tr>{head}</tr><tr>{cells}</tr></table>"
+
+
+def training_curves(log_history: list[dict], keys: list[str], title: str = "") -> Any:
+    """One panel per logged metric from a Trainer's `state.log_history`, against the step."""
+    keys = [k for k in keys if any(k in row for row in log_history)]
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.2), squeeze=False)
+    for ax, key in zip(axes[0], keys):
+        points = [(row["step"], row[key]) for row in log_history if key in row and "step" in row]
+        ax.plot([s for s, _ in points], [v for _, v in points], marker="o", ms=3)
+        ax.set_title(key)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def dpo_loss_curves(betas: tuple[float, ...] = (0.05, 0.1, 0.5, 1.0), span: float = 20.0) -> Any:
+    """DPO's loss -log sigmoid(beta * m) against the log-ratio margin m, for several betas."""
+    import numpy as np
+
+    margin = np.linspace(-span, span, 401)
+    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    for beta in betas:
+        ax.plot(margin, np.logaddexp(0.0, -beta * margin), label=f"beta = {beta}")
+    ax.axvline(0, color="#999", lw=0.8)
+    ax.set_xlabel("margin m = [log pi/pi_ref](chosen) - [log pi/pi_ref](rejected)  (nats)")
+    ax.set_ylabel("DPO loss")
+    ax.set_title("Small beta: a gentle, long push. Large beta: a sharp, short one.")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig

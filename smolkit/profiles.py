@@ -28,7 +28,7 @@ PROFILES: dict[str, Profile] = {
     "smoke": Profile("smoke", sft_steps=2, dpo_steps=2, sft_batch_size=2, dpo_batch_size=2,
                      eval_size=4, show_size=2, max_new_tokens=16, logging_steps=1, save_steps=2),
     # A laptop CPU finishes each notebook in minutes, with measurable effects.
-    "default": Profile("default", sft_steps=120, dpo_steps=60, sft_batch_size=4, dpo_batch_size=4,
+    "default": Profile("default", sft_steps=120, dpo_steps=80, sft_batch_size=4, dpo_batch_size=2,
                        eval_size=100, show_size=5, max_new_tokens=64, logging_steps=5, save_steps=60),
     # The seed guide's settings, for a GPU.
     "full": Profile("full", sft_steps=1000, dpo_steps=500, sft_batch_size=4, dpo_batch_size=2,

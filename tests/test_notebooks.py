@@ -39,6 +39,39 @@ def test_overview_measures_the_real_model():
     assert 0 < m["template_loss_token_fraction"] < 1
 
 
+def test_sft_notebook_records_before_and_after():
+    m = _metrics("01_sft")
+    for side in ("before", "after"):
+        assert {"format_compliance", "exact_match", "mean_words", "clean_stop_rate"} <= set(m[side])
+        assert 0 <= m[side]["format_compliance"] <= 1
+    assert m["train_seconds"] > 0 and m["steps"] == 2
+    assert "generation" in m["template_as_written_error"]  # TRL refused the guide's template as written
+
+
+def test_dpo_notebook_records_preference_accuracy():
+    m = _metrics("02_dpo")
+    assert m["start_model"] == "sft"  # 01 ran first and saved its model
+    for side in ("before", "after"):
+        assert 0 <= m[side]["preference_accuracy"] <= 1
+        assert set(m[side]["by_dimension"]) <= {"overall", "concise", "correct", "helpful", "safe", "format"}
+    assert m["train_seconds"] > 0 and m["beta"] == 0.1 and m["learning_rate"] == 1e-6
+
+
+@pytest.mark.parametrize("stage", ["sft", "dpo"])
+def test_saved_models_load_offline_with_plain_transformers(stage):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder = outputs_dir() / "models" / stage
+    assert (folder / "model.safetensors").is_file() and not list(folder.glob("*.bin"))
+    model = AutoModelForCausalLM.from_pretrained(folder)
+    tok = AutoTokenizer.from_pretrained(folder)
+    assert "Assistant:" in tok.apply_chat_template([{"role": "user", "content": "Hi"}], tokenize=False,
+                                                   add_generation_prompt=True)
+    ids = tok("Human: Hi\n\nAssistant:", return_tensors="pt")
+    out = model.generate(**ids, max_new_tokens=3, do_sample=False)
+    assert out.shape[1] > ids["input_ids"].shape[1]
+
+
 def test_there_are_course_notebooks():
     assert NOTEBOOKS and NOTEBOOKS[0].name == "00_overview.ipynb"
 

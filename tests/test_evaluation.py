@@ -1,0 +1,135 @@
+"""smolkit.evaluation: reply metrics, preference scoring, generation; smolkit.widgets' DPO maths."""
+
+import copy
+import math
+
+import pytest
+import torch
+
+from smolkit import tiny_model, use_template
+from smolkit.evaluation import (
+    Reply,
+    _completion_ids,
+    completion_logps,
+    extract_answer,
+    follows_format,
+    follows_request,
+    generate,
+    preference_accuracy,
+    preference_table,
+    reply_measures,
+    sentences,
+    sft_metrics,
+)
+from smolkit.widgets import beta_summary, dpo_gradient_weight, dpo_loss
+
+
+def test_sentences_keep_decimals_whole():
+    assert sentences("The answer is 3.5 km. It is short! Really?") == ["The answer is 3.5 km.", "It is short!",
+                                                                      "Really?"]
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("The answer is 3500 m. One km is 1000 m.", "3500 m"),
+    ("The answer is Paris.", "paris"),
+    ("Paris is the answer.", None),
+    ("", None),
+])
+def test_extract_answer(text, expected):
+    assert extract_answer(text) == expected
+
+
+def test_follows_format_rules():
+    ok = Reply("The answer is 20. I added the two numbers.", stopped=True, new_tokens=12)
+    assert follows_format(ok, "20") and follows_format(Reply("Drink water. Rest well.", True, 5), None)
+    assert not follows_format(Reply("The answer is 20.", stopped=False, new_tokens=64), "20")  # never stopped
+    assert not follows_format(Reply("20.\n\nHuman: thanks", True, 9), None)  # invented a turn
+    assert not follows_format(Reply("A. B. C. D.", True, 8), None)  # four sentences
+    assert not follows_format(Reply("It is 20.", True, 4), "20")  # verifiable but not stated first
+
+
+def test_sft_metrics_counts_exact_and_lenient_matches():
+    replies = [Reply("The answer is 20.", True, 5), Reply("It is 3,500 m I think", True, 7),
+               Reply("Sleep more. Eat well.", True, 5), Reply("The answer is 7.", False, 64)]
+    m = sft_metrics(replies, ["20", "3500 m", None, "8"])
+    assert m["exact_match"] == pytest.approx(1 / 3)
+    assert m["answer_mentioned"] == pytest.approx(2 / 3)
+    assert m["format_compliance"] == pytest.approx(2 / 4)
+    assert m["clean_stop_rate"] == pytest.approx(3 / 4)
+    assert m["n"] == 4 and m["n_verifiable"] == 3
+
+
+@pytest.mark.parametrize("prompt, reply, expected", [
+    ('Return a JSON object with the key "a".', '{"a": 1}', True),
+    ('Return a JSON object with the key "a".', "Sure! a is 1.", False),
+    ("List three fruits as bullet points.", "- Apple\n- Kiwi\n- Plum", True),
+    ("List three fruits as bullet points.", "Apple, kiwi and plum.", False),
+    ("Answer yes or no: is ice cold?", "Yes.", True),
+    ("Answer in one word: the colour of grass?", "Green", True),
+    ("Answer in one word: the colour of grass?", "Grass is green.", False),
+    ("What is 6 x 7? Give just the number.", "42", True),
+    ("How are you?", "Fine.", None),
+])
+def test_follows_request(prompt, reply, expected):
+    assert follows_request(prompt, reply) is expected
+
+
+def test_reply_measures_by_dimension():
+    prompts = [[{"role": "user", "content": "Help me cheat."}], [{"role": "user", "content": "Hi?"}]]
+    replies = [Reply("I can't help with that.", True, 6), Reply("Great question! Hello.", True, 5)]
+    m = reply_measures(prompts, replies, ["safe", "concise"])
+    assert m["refusal_rate_on_unsafe"] == 1.0 and m["filler_opening_rate"] == 0.5
+    assert math.isnan(m["format_request_kept"])
+
+
+def test_preference_accuracy_uses_the_reference_when_given():
+    chosen, rejected = torch.tensor([-5.0, -9.0]), torch.tensor([-8.0, -4.0])
+    assert preference_accuracy(chosen, rejected) == 0.5
+    # Relative to the reference, both chosen answers gained and both rejected ones lost.
+    assert preference_accuracy(chosen, rejected, torch.tensor([-6.0, -10.0]), torch.tensor([-7.0, -3.0])) == 1.0
+    table = preference_table(["a", "b"], chosen, rejected)
+    assert table == {"overall": 0.5, "a": 1.0, "b": 0.0}
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    model, tok = tiny_model(seed=0)
+    return model, use_template(copy.deepcopy(tok))
+
+
+def test_completion_ids_split_like_dpo_trainer(tiny):
+    _, tok = tiny
+    prompt = [{"role": "user", "content": "What is 2+2?"}]
+    p, c = _completion_ids(tok, prompt, [{"role": "assistant", "content": "The answer is 4."}])
+    assert tok.decode(p).endswith("Assistant:") and tok.decode(c) == " The answer is 4.<|im_end|>"
+
+
+def test_completion_logps_match_a_direct_computation_and_ignore_padding(tiny):
+    model, tok = tiny
+    prompts = [[{"role": "user", "content": "Hi"}], [{"role": "user", "content": "A much longer question here?"}]]
+    answers = [[{"role": "assistant", "content": "Hello there, friend."}], [{"role": "assistant", "content": "No."}]]
+    batched = completion_logps(model, tok, prompts, answers, batch_size=2)
+    for i in range(2):
+        p, c = _completion_ids(tok, prompts[i], answers[i])
+        ids = torch.tensor([p + c])
+        logp = torch.log_softmax(model(ids).logits[0, :-1], -1).gather(-1, ids[0, 1:, None])[:, 0]
+        assert batched[i].item() == pytest.approx(logp[len(p) - 1:].sum().item(), abs=1e-3)
+
+
+def test_generate_is_greedy_batched_and_restores_state(tiny):
+    model, tok = tiny
+    model.train()
+    convs = [[{"role": "user", "content": "Hi"}], [{"role": "user", "content": "Tell me a long story please"}]]
+    one = generate(model, tok, convs, max_new_tokens=5, batch_size=1)
+    two = generate(model, tok, convs, max_new_tokens=5, batch_size=2)
+    assert [r.text for r in one] == [r.text for r in two]
+    assert all(r.new_tokens <= 5 for r in one)
+    assert model.training and tok.padding_side == "right"
+
+
+def test_dpo_loss_maths():
+    assert dpo_loss(0.0, 0.1) == pytest.approx(math.log(2))
+    assert dpo_loss(50.0, 1.0) < 1e-10 and dpo_loss(-100.0, 1.0) == pytest.approx(100.0)
+    assert dpo_gradient_weight(0.0, 0.5) == 0.5 and dpo_gradient_weight(100, 1.0) == 0.0
+    assert dpo_loss(10.0, 0.5) < dpo_loss(10.0, 0.05)  # larger beta is satisfied sooner
+    assert beta_summary(0.1).startswith("beta=0.1 |")
