@@ -98,25 +98,14 @@ def validate_sft_rows(
     max_length: int | None = None,
 ) -> list[dict]:
     """Check (line number, JSON text or object) SFT rows; return clean rows or raise one DataError."""
-    _check_length_args(tokenizer, max_length)
-    problems: list[Problem] = []
-    clean: list[dict] = []
-    for line, raw in rows:
-        found: list[Problem] = []
-        report = _reporter(file, line, found)
-        obj = _parse(raw, report)
-        if isinstance(obj, dict) and "full_topic" in obj:  # a smoltalk-shaped row: keep its messages
-            obj = smoltalk_to_sft(obj)
-        row = None if found else _check_sft(obj, report)
-        if not found and max_length is not None:
-            length = count_tokens(tokenizer, row["messages"])
-            if length > max_length:
-                report("messages", f"example is {length} tokens, longer than max_length={max_length}")
-        problems += found
-        if not found:
-            clean.append(row)
-    _raise_if_any(problems, clean, file)
-    return clean
+
+    def convert(obj: Any, line: int) -> Any:
+        return smoltalk_to_sft(obj) if isinstance(obj, dict) and "full_topic" in obj else obj
+
+    def lengths(row: dict) -> list[tuple[str, str, int]]:
+        return [("messages", "example", count_tokens(tokenizer, row["messages"]))]
+
+    return _validate(rows, file, tokenizer, max_length, convert, _check_sft, lengths)
 
 
 def validate_preference_rows(
@@ -126,6 +115,20 @@ def validate_preference_rows(
     max_length: int | None = None,
 ) -> list[dict]:
     """Check (line number, JSON text or object) preference rows; return clean rows or raise one DataError."""
+
+    def convert(obj: Any, line: int) -> Any:  # raw "\n\nHuman: ... \n\nAssistant: ..." transcripts
+        return hh_rlhf_to_preference(obj, file=file, line=line) if _is_hh_rlhf(obj) else obj
+
+    def lengths(row: dict) -> list[tuple[str, str, int]]:
+        return [(k, f"prompt + {k}", count_tokens(tokenizer, row["prompt"] + row[k])) for k in ("chosen", "rejected")]
+
+    return _validate(rows, file, tokenizer, max_length, convert, _check_preference, lengths)
+
+
+def _validate(rows: Iterable[tuple[int, Any]], file: str, tokenizer: Any, max_length: int | None,
+              convert: Callable[[Any, int], Any], check: Callable[[Any, Report], dict | None],
+              lengths: Callable[[dict], list[tuple[str, str, int]]]) -> list[dict]:
+    """Parse, convert hub shapes, check and measure every row; collect all problems and raise them once."""
     _check_length_args(tokenizer, max_length)
     problems: list[Problem] = []
     clean: list[dict] = []
@@ -133,19 +136,16 @@ def validate_preference_rows(
         found: list[Problem] = []
         report = _reporter(file, line, found)
         obj = _parse(raw, report)
-        if _is_hh_rlhf(obj):  # raw "\n\nHuman: ... \n\nAssistant: ..." transcripts
+        if not found:
             try:
-                obj = hh_rlhf_to_preference(obj, file=file, line=line)
+                obj = convert(obj, line)
             except DataError as err:
                 found += err.problems
-        row = None if found else _check_preference(obj, report)
+        row = None if found else check(obj, report)
         if not found and max_length is not None:
-            for answer in ("chosen", "rejected"):
-                length = count_tokens(tokenizer, row["prompt"] + row[answer])
+            for field, what, length in lengths(row):
                 if length > max_length:
-                    report(
-                        answer, f"prompt + {answer} is {length} tokens, longer than max_length={max_length}"
-                    )
+                    report(field, f"{what} is {length} tokens, longer than max_length={max_length}")
         problems += found
         if not found:
             clean.append(row)

@@ -1,0 +1,45 @@
+"""The course data trains with TRL unchanged: SFT with assistant-only loss, DPO with a frozen reference."""
+
+import copy
+import math
+
+from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer
+
+from smolkit import tiny_model, use_template
+from smolkit.data import load_preferences, load_sft
+
+COMMON = {"use_cpu": True, "bf16": False, "report_to": "none", "save_strategy": "no", "max_steps": 2,
+          "logging_steps": 1, "activation_checkpointing": False, "disable_tqdm": True, "seed": 0}
+
+
+def test_load_sft_output_trains_with_assistant_only_loss(tmp_path):
+    model, tok = tiny_model()
+    use_template(tok)
+    train = load_sft(split="train").select(range(8))
+    config = SFTConfig(output_dir=str(tmp_path), per_device_train_batch_size=4, assistant_only_loss=True,
+                       max_length=256, **COMMON)
+    trainer = SFTTrainer(model=model, args=config, train_dataset=train, processing_class=tok)
+    example = trainer.train_dataset[0]
+    trained = [label for label in example["labels"] if label != -100]
+    assert 0 < len(trained) < len(example["input_ids"])  # only the assistant's tokens carry loss
+    assert trained[-1] == tok.eos_token_id  # ... including the end-of-turn token
+    trainer.train()
+    losses = [row["loss"] for row in trainer.state.log_history if "loss" in row]
+    assert len(losses) == 2 and all(math.isfinite(v) for v in losses)
+
+
+def test_load_preferences_output_trains_with_dpo(tmp_path):
+    model, tok = tiny_model()
+    use_template(tok)
+    ref = copy.deepcopy(model).eval()
+    ref.requires_grad_(False)
+    before = [p.detach().clone() for p in model.parameters()]
+    train = load_preferences(split="train").select(range(8))
+    config = DPOConfig(output_dir=str(tmp_path), per_device_train_batch_size=2, max_length=256,
+                       learning_rate=1e-4, **COMMON)
+    trainer = DPOTrainer(model=model, ref_model=ref, args=config, train_dataset=train, processing_class=tok)
+    trainer.train()
+    logged = [row for row in trainer.state.log_history if "rewards/margins" in row]
+    assert len(logged) == 2 and all(math.isfinite(row["loss"]) for row in logged)
+    assert any(not p.equal(b) for p, b in zip(model.parameters(), before))  # the policy moved
+    assert all(not p.requires_grad for p in ref.parameters())
