@@ -13,6 +13,15 @@ from smolkit import outputs_dir
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+SKIP = {".git", ".venv", "outputs", "__pycache__", ".hypothesis", ".pytest_cache", ".ruff_cache", ".ipynb_checkpoints"}
+
+
+def repo_files():
+    """Every file in the repository outside the folders that are meant to change."""
+    return {p for p in REPO.rglob("*") if p.is_file() and not SKIP & set(p.relative_to(REPO).parts)}
+
+
+FILES_BEFORE = repo_files()  # taken when pytest collects this module, before any notebook runs
 
 
 def _metrics(name):
@@ -70,6 +79,11 @@ def test_saved_models_load_offline_with_plain_transformers(stage):
     ids = tok("Human: Hi\n\nAssistant:", return_tensors="pt")
     out = model.generate(**ids, max_new_tokens=3, do_sample=False)
     assert out.shape[1] > ids["input_ids"].shape[1]
+
+
+def test_notebooks_write_nothing_outside_outputs():
+    new = sorted(str(p.relative_to(REPO)) for p in repo_files() - FILES_BEFORE)
+    assert new == [], f"files written outside outputs/: {new}"
 
 
 def test_there_are_course_notebooks():
