@@ -83,23 +83,26 @@ def save_metrics(name: str, metrics: dict[str, Any]) -> Path:
     return atomic_write_text(path, json.dumps(metrics, indent=2, sort_keys=True, default=float) + "\n")
 
 
-def start_or_resume(output_dir: str | os.PathLike, resume: bool) -> str | None:
-    """The last checkpoint to resume from when `resume`; otherwise None, after clearing an earlier run's checkpoints."""
-    output_dir = Path(output_dir)
-    checkpoints = sorted(output_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1])
-                         if p.name.split("-")[-1].isdigit() else -1)
-    if resume:
-        if not checkpoints:
-            print(f"no checkpoint in {output_dir} to resume from: starting from step 0")
-            return None
-        print(f"resuming from {checkpoints[-1].name}")
-        return str(checkpoints[-1])
-    for old in checkpoints:
-        shutil.rmtree(old)
-    return None
+def checkpoints(output_dir: str | os.PathLike) -> list[Path]:
+    """A run's `checkpoint-<step>` folders, oldest step first."""
+    found = [p for p in Path(output_dir).glob("checkpoint-*") if p.name.rsplit("-", 1)[-1].isdigit()]
+    return sorted(found, key=lambda p: int(p.name.rsplit("-", 1)[-1]))
 
 
 def remove_checkpoints(output_dir: str | os.PathLike) -> None:
-    """Delete a finished run's checkpoints (they only serve to resume an interrupted run)."""
-    for old in Path(output_dir).glob("checkpoint-*"):
+    """Delete a run's checkpoints (they only serve to resume an interrupted run)."""
+    for old in checkpoints(output_dir):
         shutil.rmtree(old)
+
+
+def start_or_resume(output_dir: str | os.PathLike, resume: bool) -> str | None:
+    """The last checkpoint to resume from when `resume`; otherwise None, after clearing an earlier run's checkpoints."""
+    if not resume:
+        remove_checkpoints(output_dir)
+        return None
+    found = checkpoints(output_dir)
+    if not found:
+        print(f"no checkpoint in {output_dir} to resume from: starting from step 0")
+        return None
+    print(f"resuming from {found[-1].name}")
+    return str(found[-1])

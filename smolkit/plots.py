@@ -57,16 +57,20 @@ def side_by_side_html(columns: dict[str, Any]) -> str:
     return f"<table><tr>{head}</tr><tr>{cells}</tr></table>"
 
 
-def training_curves(log_history: list[dict], keys: list[str], title: str = "") -> Any:
-    """One panel per logged metric from a Trainer's `state.log_history`, against the step."""
-    keys = [k for k in keys if any(k in row for row in log_history)]
-    fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.2), squeeze=False)
-    for ax, key in zip(axes[0], keys):
-        points = [(row["step"], row[key]) for row in log_history if key in row and "step" in row]
-        ax.plot([s for s, _ in points], [v for _, v in points], marker="o", ms=3)
-        ax.set_title(key)
+def training_curves(log_history: list[dict], panels: list[str | tuple[str, ...]], title: str = "") -> Any:
+    """One panel per logged metric (a tuple of metrics shares a panel) from a Trainer's `state.log_history`."""
+    groups = [(p,) if isinstance(p, str) else tuple(p) for p in panels]
+    groups = [g for g in groups if any(k in row for row in log_history for k in g)]
+    fig, axes = plt.subplots(1, len(groups), figsize=(4.2 * len(groups), 3.2), squeeze=False)
+    for ax, group in zip(axes[0], groups):
+        for key in group:
+            points = [(row["step"], row[key]) for row in log_history if key in row and "step" in row]
+            ax.plot([s for s, _ in points], [v for _, v in points], marker="o", ms=3, label=key)
+        ax.set_title(" vs ".join(group))
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
+        if len(group) > 1:
+            ax.legend(fontsize=8)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
