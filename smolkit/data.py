@@ -21,9 +21,8 @@ from typing import Any
 
 from datasets import Dataset, load_dataset
 
-from smolkit.paths import HUB_ID, REPO_ROOT, atomic_write_text, hub_offline
+from smolkit.paths import HUB_ID, REPO_ROOT, atomic_write_text, data_dir, hub_offline
 
-DATA_DIR = REPO_ROOT / "data"
 ROLES = ("system", "user", "assistant")
 MESSAGE_KEYS = ("role", "content")
 SFT_KEYS = ("messages", "category", "answer")
@@ -435,7 +434,7 @@ def _read_source(
     """Resolve a source to (label for messages, rows as (line number, text or object))."""
     if _is_hub_id(source):
         return _read_hub(str(source), kind, split, subset)
-    path = DATA_DIR / kind / f"{split}.jsonl" if source == "local" else Path(source)
+    path = data_dir() / kind / f"{split}.jsonl" if source == "local" else Path(source)
     if path.is_dir():
         path = path / f"{split}.jsonl"
     if not path.is_file():
