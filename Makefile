@@ -21,7 +21,7 @@ export PYTHONUNBUFFERED := 1
 export MPLBACKEND := Agg
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup run test lab lint lock clean distclean
+.PHONY: setup run test bench lab lint lock clean distclean
 
 setup: $(STAMP)
 
@@ -46,6 +46,11 @@ run: setup
 # Unit tests, every notebook through papermill at the smoke profile, and nbval over the notebooks.
 test: setup
 	SMOLKIT_PROFILE=smoke SMOLKIT_OUTPUTS=$(CURDIR)/outputs/test $(PY) -m pytest
+
+# The guide's training settings against the course's recommended ones, A/B/A/B on the same job (~10 min on 2 cores).
+# Prints the table and writes outputs/bench/bench.json and bench.png. BENCH_ARGS="--repeats 3" and so on.
+bench: setup
+	$(PY) tools/bench.py $(BENCH_ARGS)
 
 lab: setup
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
