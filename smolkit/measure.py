@@ -66,3 +66,196 @@ def track(device: str = "cpu") -> Iterator[dict[str, Any]]:
         result["seconds"] = time.perf_counter() - start
         peak = peak_memory_mib(device)
         result["peak_mib"] = None if peak is None else round(peak, 1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Training runs measured in a fresh process, and a memory estimate to compare them with
+
+# Published architectures of the two SmolLM2 sizes the course uses (parameters are counted, not typed).
+ARCHITECTURES: dict[str, dict[str, int]] = {
+    "SmolLM2-135M": {"hidden_size": 576, "intermediate_size": 1536, "num_hidden_layers": 30,
+                     "num_attention_heads": 9, "num_key_value_heads": 3, "vocab_size": 49152},
+    "SmolLM2-1.7B": {"hidden_size": 2048, "intermediate_size": 8192, "num_hidden_layers": 24,
+                     "num_attention_heads": 32, "num_key_value_heads": 32, "vocab_size": 49152},
+}
+
+
+def architecture_parameters(name: str) -> int:
+    """Parameter count of one of ARCHITECTURES, counted on a model built on the meta device (no memory)."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    with torch.device("meta"):
+        model = LlamaForCausalLM(LlamaConfig(tie_word_embeddings=True, **ARCHITECTURES[name]))
+    return sum(p.numel() for p in model.parameters())
+
+
+def estimate_memory(params: int, trainable: int, tokens: int, *, hidden_size: int, intermediate_size: int,
+                    num_hidden_layers: int, num_key_value_heads: int, num_attention_heads: int,
+                    weight_bytes: int = 4, checkpointing: bool = False, reference_copy: bool = False,
+                    **_: Any) -> dict[str, float]:
+    """Training memory in MiB: weights, gradients, AdamW states, activations (and a DPO reference copy)."""
+    mib = 2**20
+    kv = hidden_size * num_key_value_heads // num_attention_heads
+    # Tensors one decoder layer keeps per token for the backward pass: norms, q/k/v, attention output,
+    # residuals (about 6 x hidden + 2 x kv) and the MLP's gate, up, activation and product (4 x intermediate).
+    per_token_layer = 6 * hidden_size + 2 * kv + 4 * intermediate_size
+    kept_layers = 1 if checkpointing else num_hidden_layers
+    activation_floats = tokens * (per_token_layer * kept_layers + 2 * hidden_size * num_hidden_layers)
+    parts = {
+        "weights": params * weight_bytes / mib,
+        "gradients": trainable * 4 / mib,
+        "optimizer": trainable * 8 / mib,  # AdamW: two fp32 moments per trainable parameter
+        "activations": activation_floats * 4 / mib,
+    }
+    if reference_copy:
+        parts["reference"] = params * weight_bytes / mib
+    parts["total"] = sum(parts.values())
+    return parts
+
+
+def _vm_rss_mib() -> float | None:
+    """This process's current resident memory in MiB (Linux), else None."""
+    try:
+        with open(_STATUS, encoding="utf-8") as fh:
+            match = re.search(r"VmRSS:\s+(\d+)\s+kB", fh.read())
+    except OSError:
+        return None
+    return int(match.group(1)) / 1024 if match else None
+
+
+def _step_timer() -> Any:
+    """A TrainerCallback that keeps each optimizer step's wall time."""
+    from transformers import TrainerCallback
+
+    class StepTimer(TrainerCallback):
+        def __init__(self) -> None:
+            self.times: list[float] = []
+            self._start = 0.0
+
+        def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            self._start = time.perf_counter()
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            self.times.append(time.perf_counter() - self._start)
+
+    return StepTimer()
+
+
+def _training_child(spec: dict[str, Any], queue: Any) -> None:
+    """Body of training_run, in the child process: train, time every step, report through the queue."""
+    import os
+    import warnings
+
+    os.environ["TQDM_DISABLE"] = "1"  # the parent prints one line per run; progress bars would bury it
+    warnings.filterwarnings("ignore")
+    try:
+        import datasets
+        import transformers
+
+        datasets.disable_progress_bars()
+        transformers.logging.set_verbosity_error()
+        queue.put(_train_and_measure(spec))
+    except BaseException as err:  # the parent re-raises it with the child's message
+        queue.put({"error": f"{type(err).__name__}: {err}"})
+
+
+def _train_and_measure(spec: dict[str, Any]) -> dict[str, Any]:
+    """Train spec['steps'] steps of one setting and measure step time, tokens/s, memory and trainable parameters."""
+    import copy
+    import statistics
+    import tempfile
+
+    from smolkit.data import load_preferences, load_sft
+    from smolkit.models import load_model
+    from smolkit.templates import use_template
+    from smolkit.train import token_ids
+
+    torch.manual_seed(0)
+    baseline = _vm_rss_mib()
+    stage, steps, settings = spec["stage"], spec["steps"], dict(spec.get("settings", {}))
+    model, tokenizer = load_model(spec.get("model", "embedded"), device="cpu", dtype=torch.float32)
+    use_template(tokenizer, "guide")
+    model.config.use_cache = False
+    after_load = _vm_rss_mib()
+    micro = settings.get("per_device_train_batch_size", 8)
+    batch = micro * settings.get("gradient_accumulation_steps", 1)
+    if stage == "sft":
+        data = load_sft(split="train").select_columns(["messages"]).select(range(batch * steps))
+        lengths = [[len(token_ids(tokenizer, m))] for m in data["messages"]]
+    else:
+        data = load_preferences(split="train").select_columns(["prompt", "chosen", "rejected"])
+        data = data.select(range(batch * steps))
+        lengths = [[len(token_ids(tokenizer, r["prompt"] + r[k])) for k in ("chosen", "rejected")] for r in data]
+    tokens = sum(map(sum, lengths))
+    # What the model really runs through: each micro-batch padded to its longest sequence, unless padding-free
+    processed = tokens if settings.get("padding_free") else sum(
+        len(sum(lengths[i:i + micro], [])) * max(sum(lengths[i:i + micro], []))
+        for i in range(0, len(lengths), micro))
+    peft_config = None
+    if spec.get("lora"):
+        from peft import LoraConfig
+
+        peft_config = LoraConfig(task_type="CAUSAL_LM", **spec["lora"])
+    reference = spec.get("reference", "copy")
+    with tempfile.TemporaryDirectory() as tmp:
+        common = {"output_dir": tmp, "max_steps": steps, "report_to": "none", "save_strategy": "no",
+                  "train_sampling_strategy": "sequential", "disable_tqdm": True, "use_cpu": True,
+                  "logging_steps": max(steps, 1), "seed": 0}
+        if stage == "sft":
+            from trl import SFTConfig, SFTTrainer
+
+            config = SFTConfig(**{"assistant_only_loss": True, **common, **settings})
+            trainer = SFTTrainer(model=model, args=config, train_dataset=data, processing_class=tokenizer,
+                                 peft_config=peft_config)
+        else:
+            from trl import DPOConfig, DPOTrainer
+
+            if reference == "precompute":
+                settings["precompute_ref_log_probs"] = True
+            config = DPOConfig(**{"max_length": 512, **common, **settings})
+            ref = copy.deepcopy(model).eval().requires_grad_(False) if reference == "copy" else None
+            trainer = DPOTrainer(model=model, ref_model=ref, args=config, train_dataset=data,
+                                 processing_class=tokenizer, peft_config=peft_config)
+        from transformers.trainer_callback import PrinterCallback
+
+        trainer.remove_callback(PrinterCallback)  # no per-step dicts in the notebook
+        timer = _step_timer()
+        trainer.add_callback(timer)
+        reset_peak_memory("cpu")
+        start = time.perf_counter()
+        trainer.train()
+        seconds = time.perf_counter() - start
+        peak = peak_memory_mib("cpu")
+        trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
+        params = sum(p.numel() for p in trainer.model.parameters())
+    steady = timer.times[1:] or timer.times  # the first step pays for warm-up
+    step = statistics.median(steady)
+    return {"stage": stage, "steps": steps, "seconds": seconds, "step_seconds": step, "step_times": timer.times,
+            "tokens": tokens, "tokens_per_second": tokens / steps / step, "peak_mib": peak,
+            "baseline_mib": baseline, "after_load_mib": after_load,
+            "processed_tokens_per_micro_batch": processed / (steps * batch // micro),
+            "training_mib": None if peak is None or baseline is None else peak - baseline,
+            "trainable": trainable, "parameters": params, "batch": batch,
+            "batch_tokens": tokens / steps}
+
+
+def training_run(stage: str, settings: dict[str, Any], steps: int = 4, *, model: str = "embedded",
+                 lora: dict[str, Any] | None = None, reference: str = "copy", timeout: float = 900) -> dict[str, Any]:
+    """Train `steps` steps with `settings` in a fresh process (so memory is its own); return its measurements."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    spec = {"stage": stage, "settings": settings, "steps": steps, "model": model, "lora": lora,
+            "reference": reference}
+    child = ctx.Process(target=_training_child, args=(spec, queue))
+    child.start()
+    try:
+        result = queue.get(timeout=timeout)
+    finally:
+        child.join(timeout=60)
+        if child.is_alive():
+            child.kill()
+    if "error" in result:
+        raise RuntimeError(f"training run {stage} {settings} failed: {result['error']}")
+    return result
