@@ -21,7 +21,7 @@ export PYTHONUNBUFFERED := 1
 export MPLBACKEND := Agg
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup run test bench lab lint lock clean distclean
+.PHONY: setup run test bench lab browser lint lock clean distclean
 
 setup: $(STAMP)
 
@@ -44,7 +44,7 @@ run: setup
 	$(PY) -m smolkit.report
 
 # Unit tests, every notebook through papermill at the smoke profile, and nbval over the notebooks.
-test: setup
+test: setup browser
 	SMOLKIT_PROFILE=smoke SMOLKIT_OUTPUTS=$(CURDIR)/outputs/test $(PY) -m pytest
 
 # The guide's training settings against the course's recommended ones, A/B/A/B on the same job (~10 min on 2 cores).
@@ -52,8 +52,22 @@ test: setup
 bench: setup
 	$(PY) tools/bench.py $(BENCH_ARGS)
 
+# JupyterLab on the course's environment (its Python 3 kernel), in notebooks/, with inline plots.
 lab: setup
-	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
+	env -u MPLBACKEND $(VENV)/bin/jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
+
+# The browser test (tests/test_browser.py) drives JupyterLab in headless Chromium: $SMOLKIT_CHROMIUM, or chromium
+# on PATH; as root it is installed from Debian's packages (browser downloads are not used).
+browser:
+	@if [ -n "$$SMOLKIT_CHROMIUM" ] || command -v chromium >/dev/null || command -v chromium-browser >/dev/null \
+	  || command -v google-chrome >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing Chromium for the browser test: apt-get install chromium"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else \
+	  echo "The browser test needs Chromium: install it (Debian/Ubuntu: sudo apt-get install chromium)" \
+	       "or set SMOLKIT_CHROMIUM=/path/to/chrome" >&2; exit 1; \
+	fi
 
 lint: setup
 	$(VENV)/bin/ruff check smolkit tests tools notebooks
