@@ -43,3 +43,23 @@ def test_load_preferences_output_trains_with_dpo(tmp_path):
     assert len(logged) == 2 and all(math.isfinite(row["loss"]) for row in logged)
     assert any(not p.equal(b) for p, b in zip(model.parameters(), before))  # the policy moved
     assert all(not p.requires_grad for p in ref.parameters())
+
+
+def test_padding_free_batches_train_exactly_like_padded_ones(tmp_path):
+    """The recommended padding-free SFT batches change the speed, not the training: same losses, same weights."""
+    train = load_sft(split="train").select(range(8))
+    results = []
+    for padding_free in (False, True):
+        model, tok = tiny_model(seed=1)
+        use_template(tok)
+        config = SFTConfig(output_dir=str(tmp_path / str(padding_free)), per_device_train_batch_size=4,
+                           assistant_only_loss=True, padding_free=padding_free,
+                           max_length=None if padding_free else 1024, learning_rate=1e-3,
+                           train_sampling_strategy="sequential", **COMMON)
+        trainer = SFTTrainer(model=model, args=config, train_dataset=train, processing_class=tok)
+        trainer.train()
+        losses = [row["loss"] for row in trainer.state.log_history if "loss" in row]
+        results.append((losses, [p.detach().clone() for p in model.parameters()]))
+    (padded_loss, padded_w), (free_loss, free_w) = results
+    assert len(padded_loss) == 2 and all(math.isclose(a, b, rel_tol=1e-4) for a, b in zip(padded_loss, free_loss))
+    assert max((a - b).abs().max().item() for a, b in zip(padded_w, free_w)) < 1e-4
