@@ -13,6 +13,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import random
 import shutil
 import sys
 from pathlib import Path
@@ -21,6 +22,7 @@ from typing import Any
 import yaml
 
 from smolkit.hardware import bf16_training
+from smolkit.profiles import PROFILES
 
 STAGES = ("sft", "dpo")
 REFERENCES = ("copy", "precompute")
@@ -91,11 +93,36 @@ def recommended_settings(stage: str, device: str) -> dict[str, Any]:
     }
     if stage == "sft":
         # Padding-free batches: the examples of a batch are concatenated into one row, so no token is padding
-        settings.update(padding_free=True, max_length=None, per_device_train_batch_size=8)
+        settings.update(padding_free=True, max_length=None,
+                        per_device_train_batch_size=PROFILES["default"].sft_batch_size)
     else:
-        # Similar lengths share a batch, so chosen/rejected pairs carry less padding
-        settings.update(per_device_train_batch_size=8)
+        # Batches of pairs of similar length (built by group_by_length, kept in order): little padding.
+        # The reference is a frozen copy: precomputing its log-probs costs the same forward passes on a
+        # single pass over the data, and only pays when training goes over the data more than once.
+        settings.update(per_device_train_batch_size=PROFILES["default"].dpo_batch_size,
+                        train_sampling_strategy="sequential", precompute_ref_log_probs=False)
     return settings
+
+
+def example_length(row: dict[str, Any], tokenizer: Any) -> int:
+    """Tokens of one example as the trainer sees it: the conversation (SFT) or prompt plus the longer answer (DPO)."""
+    if "messages" in row:
+        return len(token_ids(tokenizer, row["messages"]))
+    return max(len(token_ids(tokenizer, row["prompt"] + row[k])) for k in ("chosen", "rejected"))
+
+
+def group_by_length(dataset: Any, tokenizer: Any, batch_size: int, seed: int = 0) -> Any:
+    """Reorder rows so each batch holds examples of similar length, the batches in random order.
+
+    Train the result with `train_sampling_strategy="sequential"`, so batches stay as built. A padded batch
+    is as long as its longest example; grouped batches carry little padding. (transformers' own
+    `group_by_length` sampler needs an `input_ids` column, which DPO datasets do not have.)
+    """
+    lengths = [example_length(row, tokenizer) for row in dataset]
+    order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
+    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    random.Random(seed).shuffle(batches)
+    return dataset.select([i for batch in batches for i in batch])
 
 
 def loss_token_count(stage: str, dataset: Any, tokenizer: Any) -> int:
@@ -130,10 +157,9 @@ def export_config(path: str | os.PathLike, stage: str, config: Any, *, model: st
                   split: str = "train", template: str | None = "guide", reference: str = "copy",
                   max_examples: int | None = None, output_dir: str | None = None, seed: int | None = None) -> Path:
     """Write a YAML recipe from a notebook's SFTConfig/DPOConfig: only the values that differ from TRL's defaults."""
-    cls = _config_class(stage)
-    default = cls(output_dir=config.output_dir, use_cpu=True, bf16=False).to_dict()
+    default = _field_defaults(_config_class(stage))  # not a new config: building one resets accelerate's state
     args = {k: v for k, v in config.to_dict().items()
-            if k in default and v != default[k] and k not in {"output_dir", "logging_dir"} and _plain(v)}
+            if k in default and v != default[k] and k not in _NOT_EXPORTED and _plain(v)}
     for key in ("bf16", "use_cpu"):  # always explicit: a reader sees the precision and device choice
         args[key] = getattr(config, key)
     recipe = {
@@ -152,6 +178,22 @@ def export_config(path: str | os.PathLike, stage: str, config: Any, *, model: st
               "# (also under torchrun / accelerate launch). Keys: see smolkit/train.py CONFIG_KEYS.\n")
     atomic_write_text(path, header + yaml.safe_dump(recipe, sort_keys=False))
     return path
+
+
+# Set per run or per machine, or rewritten when a config is built (so never "different from the default").
+_NOT_EXPORTED = {"output_dir", "logging_dir", "hub_token", "eos_token", "pad_token", "accelerator_config", "debug",
+                 "report_to", "disable_tqdm", "dataloader_pin_memory", "pad_to_multiple_of", "use_cpu", "bf16",
+                 "gradient_checkpointing"}  # the old name of activation_checkpointing
+
+
+def _field_defaults(cls: Any) -> dict[str, Any]:
+    """A config class's declared defaults, as `to_dict()` writes them (enums as their values)."""
+    out = {}
+    for f in dataclasses.fields(cls):
+        value = f.default if f.default is not dataclasses.MISSING else (
+            f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
+        out[f.name] = getattr(value, "value", value)
+    return out
 
 
 def _plain(value: Any) -> bool:

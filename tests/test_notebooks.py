@@ -66,7 +66,32 @@ def test_dpo_notebook_records_preference_accuracy():
     assert m["train_seconds"] > 0 and m["beta"] == 0.1 and m["learning_rate"] == 1e-6
 
 
-@pytest.mark.parametrize("stage", ["sft", "dpo"])
+def test_pipeline_notebook_compares_four_variants_on_the_same_data():
+    m = _metrics("03_pipeline")
+    assert set(m["variants"]) == {"sft_then_dpo", "sft_only", "dpo_only", "start"}
+    assert m["eval_rows"] > 0 and m["eval_pairs"] > 0
+    for name, v in m["variants"].items():
+        for key in ("format_compliance", "preference_accuracy"):
+            assert 0 <= v[key] <= 1, (name, key)
+        assert v["exact_match"] is None or 0 <= v["exact_match"] <= 1
+        assert v["mean_words"] > 0
+    stages_of = {"sft_then_dpo": {"sft", "dpo_after_sft"}, "sft_only": {"sft"}, "dpo_only": {"dpo_direct"},
+                 "start": set()}
+    for name, stages in stages_of.items():
+        assert set(m["variants"][name]["stages"]) == stages
+        for stage in m["variants"][name]["stages"].values():
+            assert stage["seconds"] > 0 and stage["peak_mib"] > 0
+    assert m["variants"]["start"]["reward_accuracy_vs_start"] is None  # the start is its own reference
+    for stage in m["stages"].values():
+        assert stage["steps"] == 2 and stage["added_mib"] is not None and stage["weight_shift"] > 0
+    assert m["stages"]["sft"]["learning_rate"] == 5e-5 and m["stages"]["dpo_direct"]["learning_rate"] == 1e-6
+    # the saved pipeline model is variant (a), and every stage's checkpoint was removed after saving
+    assert (outputs_dir() / "models" / "pipeline" / "model.safetensors").is_file()
+    for stage in m["stages"]:
+        assert not list((outputs_dir() / "checkpoints" / f"pipeline-{stage}").glob("checkpoint-*"))
+
+
+@pytest.mark.parametrize("stage", ["sft", "dpo", "pipeline"])
 def test_saved_models_load_offline_with_plain_transformers(stage):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

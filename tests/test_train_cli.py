@@ -167,3 +167,41 @@ def test_two_processes_train_on_different_data_and_save_one_model(tmp_path, stag
     assert len(seen0) == len(seen1) == 4  # 2 steps x 2 examples on each rank
     assert not seen0 & seen1, "both ranks trained on the same examples"
     _check_saved(out)
+
+
+def test_group_by_length_keeps_every_row_and_makes_batches_of_similar_length():
+    from smolkit.data import load_preferences
+    from smolkit.templates import use_template
+    from smolkit.train import example_length, group_by_length
+
+    _, tok = tiny_model()
+    use_template(tok, "guide")
+    pairs = load_preferences(split="train").select(range(64))
+    grouped = group_by_length(pairs, tok, batch_size=8, seed=1)
+    assert sorted(map(str, grouped["prompt"])) == sorted(map(str, pairs["prompt"]))  # a permutation: nothing lost
+    assert grouped["prompt"] == group_by_length(pairs, tok, batch_size=8, seed=1)["prompt"]  # seeded
+
+    def padding(ds):  # tokens a padded batch of 8 spends on padding
+        lengths = [example_length(r, tok) for r in ds]
+        return sum(8 * max(lengths[i:i + 8]) - sum(lengths[i:i + 8]) for i in range(0, len(lengths), 8))
+
+    assert padding(grouped) < 0.5 * padding(pairs.shuffle(seed=1))
+    starts = [example_length(grouped[i], tok) for i in range(0, 64, 8)]
+    assert starts != sorted(starts)  # batches come in random order, not shortest first
+
+
+def test_exporting_a_recipe_leaves_a_built_trainer_working(tmp_path):
+    """export_config must not build a second config: that resets accelerate's state under a live trainer."""
+    from trl import SFTTrainer
+
+    from smolkit.data import load_sft
+    from smolkit.templates import use_template
+
+    model, tok = tiny_model()
+    use_template(tok, "guide")
+    config = SFTConfig(output_dir=str(tmp_path / "ck"), use_cpu=True, bf16=False, max_steps=1, report_to="none",
+                       save_strategy="no", assistant_only_loss=True, activation_checkpointing=False)
+    trainer = SFTTrainer(model=model, args=config, train_dataset=load_sft(split="train").select(range(4)),
+                         processing_class=tok)
+    export_config(tmp_path / "sft.yaml", "sft", config, model="embedded")
+    assert trainer.train().global_step == 1
