@@ -2,9 +2,9 @@
 
 For SFT and for DPO, the same examples are trained for one pass with (A) the guide's settings as written and
 (B) `smolkit.train.recommended_settings` for this machine, interleaved A, B, A, B so that a noisy neighbour hurts
-both. Printed and written to outputs/bench/bench.json (+ bench.png): wall time of the job, step time, tokens/s
-(only tokens that carry loss, the same count for A and B), peak memory, the speed-up, and the fraction of this
-machine's measured matmul peak that training reaches.
+both; each variant's best run counts (its median is kept too). Printed and written to outputs/bench/bench.json
+(+ bench.png): wall time of the job, step time, tokens/s (only tokens that carry loss, the same count for A and
+B), peak memory, the speed-up, and the fraction of this machine's measured matmul peak that training reaches.
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ from smolkit.data import load_preferences, load_sft
 from smolkit.hardware import matmul_gflops, pick_device
 from smolkit.measure import track
 from smolkit.paths import atomic_write_text
-from smolkit.train import guide_config, loss_token_count, recommended_settings, token_ids
+from smolkit.profiles import PROFILES
+from smolkit.train import group_by_length, guide_config, loss_token_count, recommended_settings, token_ids
 
 
 def all_tokens(stage: str, dataset, tokenizer) -> int:
@@ -40,14 +41,17 @@ def run_once(stage: str, variant: str, base, tokenizer, dataset, device: str, wo
     from trl import DPOTrainer, SFTTrainer
 
     common = {"num_train_epochs": 1, "max_steps": -1, "logging_steps": 10, "seed": 0, "report_to": "none",
-              "save_strategy": "no", "disable_tqdm": True, "learning_rate": 5e-5 if stage == "sft" else 1e-6}
+              "save_strategy": "no", "disable_tqdm": True}
     if stage == "sft":
         common["assistant_only_loss"] = True  # the course's objective, for both: loss on the answers only
     if variant == "guide":
         config = guide_config(stage, str(workdir / variant), **common)
     else:
         fast = recommended_settings(stage, device)
-        config = guide_config(stage, str(workdir / variant), **{**common, **fast})
+        rate = getattr(PROFILES["default"], f"{stage}_learning_rate")  # scaled with the batch, as the notebooks do
+        config = guide_config(stage, str(workdir / variant), **{**common, **fast, "learning_rate": rate})
+    if variant == "recommended" and config.train_sampling_strategy == "sequential":  # batches of similar length
+        dataset = group_by_length(dataset, tokenizer, config.per_device_train_batch_size, seed=0)
     model = copy.deepcopy(base)
     if stage == "sft":
         trainer = SFTTrainer(model=model, args=config, train_dataset=dataset, processing_class=tokenizer)
@@ -72,16 +76,17 @@ def run_once(stage: str, variant: str, base, tokenizer, dataset, device: str, wo
 
 
 def summarize(stage: str, runs: dict, loss_tokens: int, tokens: int, params: int, peak: dict) -> dict:
-    """Medians per variant, the speed-up, tokens/s and the fraction of the matmul peak reached."""
+    """Best run per variant (the one least disturbed by other work), the speed-up, tokens/s, matmul-peak fraction."""
     flops_per_token = (6 if stage == "sft" else 8) * params  # DPO adds a forward of the reference
     out = {"loss_tokens": loss_tokens, "tokens": tokens}
     for variant, rs in runs.items():
-        wall = statistics.median(r["seconds"] for r in rs)
+        wall = min(r["seconds"] for r in rs)
         dtype = "bf16" if rs[0]["settings"]["bf16"] else "fp32"
         achieved = flops_per_token * tokens / wall / 1e9
         out[variant] = {
             "wall_seconds": wall, "runs_seconds": [r["seconds"] for r in rs],
-            "step_seconds": statistics.median(r["step_seconds"] for r in rs), "steps": rs[0]["steps"],
+            "step_seconds": min(r["step_seconds"] for r in rs), "steps": rs[0]["steps"],
+            "median_wall_seconds": statistics.median(r["seconds"] for r in rs),
             "loss_tokens_per_second": loss_tokens / wall, "tokens_per_second": tokens / wall,
             "peak_mib": max(r["peak_mib"] or 0 for r in rs), "training_loss": rs[-1]["training_loss"],
             "achieved_gflops": achieved, "matmul_peak_fraction": achieved / peak[dtype],
