@@ -13,11 +13,11 @@ import torch
 _STATUS = "/proc/self/status"
 
 
-def _vm_hwm_mib() -> float | None:
-    """This process's peak resident memory in MiB since the last reset (Linux), else None."""
+def _status_mib(field: str) -> float | None:
+    """A memory line of /proc/self/status in MiB (VmHWM: peak since the last reset; VmRSS: now), else None."""
     try:
         with open(_STATUS, encoding="utf-8") as fh:
-            match = re.search(r"VmHWM:\s+(\d+)\s+kB", fh.read())
+            match = re.search(rf"{field}:\s+(\d+)\s+kB", fh.read())
     except OSError:
         return None
     return int(match.group(1)) / 1024 if match else None
@@ -42,7 +42,7 @@ def peak_memory_mib(device: str = "cpu") -> float | None:
         return torch.cuda.max_memory_allocated() / 2**20
     if device.startswith("mps"):
         return torch.mps.driver_allocated_memory() / 2**20  # MPS keeps no peak: this is the current total
-    peak = _vm_hwm_mib()
+    peak = _status_mib("VmHWM")
     if peak is None:  # macOS and others: the lifetime peak, in bytes on macOS and KiB elsewhere
         import resource
         import sys
@@ -113,16 +113,6 @@ def estimate_memory(params: int, trainable: int, tokens: int, *, hidden_size: in
     return parts
 
 
-def _vm_rss_mib() -> float | None:
-    """This process's current resident memory in MiB (Linux), else None."""
-    try:
-        with open(_STATUS, encoding="utf-8") as fh:
-            match = re.search(r"VmRSS:\s+(\d+)\s+kB", fh.read())
-    except OSError:
-        return None
-    return int(match.group(1)) / 1024 if match else None
-
-
 def _step_timer() -> Any:
     """A TrainerCallback that keeps each optimizer step's wall time."""
     from transformers import TrainerCallback
@@ -170,13 +160,13 @@ def _train_and_measure(spec: dict[str, Any]) -> dict[str, Any]:
     from smolkit.templates import use_template
     from smolkit.train import token_ids
 
-    torch.manual_seed(0)
-    baseline = _vm_rss_mib()
+    torch.manual_seed(spec.get("seed", 0))
+    baseline = _status_mib("VmRSS")
     stage, steps, settings = spec["stage"], spec["steps"], dict(spec.get("settings", {}))
     model, tokenizer = load_model(spec.get("model", "embedded"), device="cpu", dtype=torch.float32)
     use_template(tokenizer, "guide")
     model.config.use_cache = False
-    after_load = _vm_rss_mib()
+    after_load = _status_mib("VmRSS")
     micro = settings.get("per_device_train_batch_size", 8)
     batch = micro * settings.get("gradient_accumulation_steps", 1)
     if stage == "sft":
@@ -200,7 +190,7 @@ def _train_and_measure(spec: dict[str, Any]) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         common = {"output_dir": tmp, "max_steps": steps, "report_to": "none", "save_strategy": "no",
                   "train_sampling_strategy": "sequential", "disable_tqdm": True, "use_cpu": True,
-                  "logging_steps": max(steps, 1), "seed": 0}
+                  "logging_steps": max(steps, 1), "seed": spec.get("seed", 0)}
         if stage == "sft":
             from trl import SFTConfig, SFTTrainer
 
@@ -240,14 +230,15 @@ def _train_and_measure(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def training_run(stage: str, settings: dict[str, Any], steps: int = 4, *, model: str = "embedded",
-                 lora: dict[str, Any] | None = None, reference: str = "copy", timeout: float = 900) -> dict[str, Any]:
+                 lora: dict[str, Any] | None = None, reference: str = "copy", seed: int = 0,
+                 timeout: float = 900) -> dict[str, Any]:
     """Train `steps` steps with `settings` in a fresh process (so memory is its own); return its measurements."""
     import multiprocessing as mp
 
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
     spec = {"stage": stage, "settings": settings, "steps": steps, "model": model, "lora": lora,
-            "reference": reference}
+            "reference": reference, "seed": seed}
     child = ctx.Process(target=_training_child, args=(spec, queue))
     child.start()
     try:
