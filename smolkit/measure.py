@@ -166,6 +166,10 @@ def _train_and_measure(spec: dict[str, Any]) -> dict[str, Any]:
     model, tokenizer = load_model(spec.get("model", "embedded"), device="cpu", dtype=torch.float32)
     use_template(tokenizer, "guide")
     model.config.use_cache = False
+    if spec.get("speed_ups"):
+        from smolkit.speed import speed_up
+
+        speed_up(model, "cpu")
     after_load = _status_mib("VmRSS")
     micro = settings.get("per_device_train_batch_size", 8)
     batch = micro * settings.get("gradient_accumulation_steps", 1)
@@ -231,14 +235,14 @@ def _train_and_measure(spec: dict[str, Any]) -> dict[str, Any]:
 
 def training_run(stage: str, settings: dict[str, Any], steps: int = 4, *, model: str = "embedded",
                  lora: dict[str, Any] | None = None, reference: str = "copy", seed: int = 0,
-                 timeout: float = 900) -> dict[str, Any]:
-    """Train `steps` steps with `settings` in a fresh process (so memory is its own); return its measurements."""
+                 speed_ups: bool = False, timeout: float = 900) -> dict[str, Any]:
+    """Train `steps` steps with `settings` (and `speed.speed_up` if `speed_ups`) in a fresh process; measure it."""
     import multiprocessing as mp
 
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
     spec = {"stage": stage, "settings": settings, "steps": steps, "model": model, "lora": lora,
-            "reference": reference, "seed": seed}
+            "reference": reference, "seed": seed, "speed_ups": speed_ups}
     child = ctx.Process(target=_training_child, args=(spec, queue))
     child.start()
     try:
