@@ -17,7 +17,8 @@ def hw():
 
 def test_every_setting_was_measured_on_this_machine(hw):
     names = {(r["stage"], r["setting"]) for r in hw["runs"]}
-    assert len(names) == 9 and {s for s, _ in names} == {"sft", "dpo"}
+    assert len(names) == 11 and {s for s, _ in names} == {"sft", "dpo"}
+    assert {("sft", "padding-free + speed_up"), ("dpo", "frozen copy + speed_up")} <= names
     for r in hw["runs"]:
         assert r["step_seconds"] > 0 and r["tokens_per_second"] > 0 and r["peak_mib"] > r["baseline_mib"] > 0
     lora = [r for r in hw["runs"] if "LoRA" in r["setting"]]
