@@ -237,20 +237,25 @@ def training_run(stage: str, settings: dict[str, Any], steps: int = 4, *, model:
                  lora: dict[str, Any] | None = None, reference: str = "copy", seed: int = 0,
                  speed_ups: bool = False, timeout: float = 900) -> dict[str, Any]:
     """Train `steps` steps with `settings` (and `speed.speed_up` if `speed_ups`) in a fresh process; measure it."""
+    spec = {"stage": stage, "settings": settings, "steps": steps, "model": model, "lora": lora,
+            "reference": reference, "seed": seed, "speed_ups": speed_ups}
+    result = in_fresh_process(_training_child, spec, timeout)
+    if "error" in result:
+        raise RuntimeError(f"training run {stage} {settings} failed: {result['error']}")
+    return result
+
+
+def in_fresh_process(target: Any, spec: dict[str, Any], timeout: float) -> dict[str, Any]:
+    """Run `target(spec, queue)` in a spawned process and return the one dict it puts on the queue."""
     import multiprocessing as mp
 
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    spec = {"stage": stage, "settings": settings, "steps": steps, "model": model, "lora": lora,
-            "reference": reference, "seed": seed, "speed_ups": speed_ups}
-    child = ctx.Process(target=_training_child, args=(spec, queue))
+    child = ctx.Process(target=target, args=(spec, queue))
     child.start()
     try:
-        result = queue.get(timeout=timeout)
+        return queue.get(timeout=timeout)
     finally:
         child.join(timeout=60)
         if child.is_alive():
             child.kill()
-    if "error" in result:
-        raise RuntimeError(f"training run {stage} {settings} failed: {result['error']}")
-    return result

@@ -15,7 +15,6 @@ import argparse
 import copy
 import gc
 import json
-import multiprocessing as mp
 import statistics
 import sys
 import time
@@ -26,7 +25,7 @@ import torch
 from smolkit import describe, load_model, outputs_dir, use_template
 from smolkit.data import load_preferences, load_sft
 from smolkit.hardware import matmul_gflops, pick_device
-from smolkit.measure import track
+from smolkit.measure import in_fresh_process, track
 from smolkit.paths import atomic_write_text
 from smolkit.profiles import PROFILES
 from smolkit.speed import speed_up
@@ -70,16 +69,7 @@ def child(spec: dict, queue) -> None:
 
 def run_in_child(spec: dict) -> dict:
     """`child` in a spawned process; its measurements, or the error it raised."""
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    proc = ctx.Process(target=child, args=(spec, queue))
-    proc.start()
-    try:
-        result = queue.get(timeout=1800)
-    finally:
-        proc.join(timeout=60)
-        if proc.is_alive():
-            proc.kill()
+    result = in_fresh_process(child, spec, timeout=1800)
     if "error" in result:
         raise RuntimeError(f"{spec['stage']} {spec['variant']} run failed: {result['error']}")
     return result
