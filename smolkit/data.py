@@ -2,11 +2,15 @@
 
 Both loaders accept the same kinds of `source`:
   * "local": the course data in data/sft/{split}.jsonl or data/dpo/{split}.jsonl;
-  * a path to a .jsonl file, or to a folder that contains {split}.jsonl;
+  * a path to a UTF-8 .jsonl file (a UTF-8 byte order mark is fine), or to a folder that contains {split}.jsonl;
   * a Hugging Face Hub id "owner/name" (needs network; rows are converted by their columns).
 
-Every row is checked before a Dataset is returned. All problems are collected and raised together as
-one DataError, so a broken file shows every bad line at once. Nothing is silently dropped.
+Rows come in the course's conversational shape (lists of {"role", "content"} messages) or in a shape that
+`to_conversational` converts: TRL's standard preference strings {"prompt", "chosen", "rejected"}, SFT
+{"prompt", "completion"} strings or "Human: ...\n\nAssistant: ..." {"text"}, smoltalk rows and raw hh-rlhf
+transcripts. Every row is checked before a Dataset is returned. All problems (a file that is not UTF-8, bad
+JSON, a bad field, a row that cannot be converted) are collected and raised together as one DataError with
+file, line and field, so a broken file shows every bad line at once. Nothing is silently dropped.
 """
 
 from __future__ import annotations
@@ -28,6 +32,16 @@ MESSAGE_KEYS = ("role", "content")
 SFT_KEYS = ("messages", "category", "answer")
 PREFERENCE_KEYS = ("prompt", "chosen", "rejected", "dimension")
 HH_TURN = re.compile(r"\n\n(Human|Assistant): ?")
+GUIDE_TURN = re.compile(r"\n\n(System|Human|Assistant): ?")  # the guide's text layout, system first if any
+SPEAKERS = {"System": "system", "Human": "user", "Assistant": "assistant"}
+MESSAGES_HINT = (
+    'write it as {"messages": [{"role": "user", "content": "..."}, {"role": "assistant", "content": "..."}]}, '
+    'as {"prompt": "...", "completion": "..."}, or as the guide\'s "Human: ...\\n\\nAssistant: ..." text'
+)
+STRING_OR_MESSAGES = "a string or a list of messages"  # what prompt, chosen and rejected may be
+UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+SAVE_UTF8 = "save the file as UTF-8"
+MAX_ENCODING_PROBLEMS = 10  # bad lines listed before the rest are summed up in one more problem
 
 Report = Callable[[str, str], None]  # report(field, message) records one problem of the current row
 
@@ -98,8 +112,8 @@ def validate_sft_rows(
 ) -> list[dict]:
     """Check (line number, JSON text or object) SFT rows; return clean rows or raise one DataError."""
 
-    def convert(obj: Any, line: int) -> Any:
-        return smoltalk_to_sft(obj) if isinstance(obj, dict) and "full_topic" in obj else obj
+    def convert(obj: Any, line: int) -> Any:  # smoltalk rows, prompt/completion strings, Human/Assistant text
+        return _sft_to_conversational(obj, file, line)
 
     def lengths(row: dict) -> list[tuple[str, str, int]]:
         return [("messages", "example", count_tokens(tokenizer, row["messages"]))]
@@ -115,8 +129,8 @@ def validate_preference_rows(
 ) -> list[dict]:
     """Check (line number, JSON text or object) preference rows; return clean rows or raise one DataError."""
 
-    def convert(obj: Any, line: int) -> Any:  # raw "\n\nHuman: ... \n\nAssistant: ..." transcripts
-        return hh_rlhf_to_preference(obj, file=file, line=line) if _is_hh_rlhf(obj) else obj
+    def convert(obj: Any, line: int) -> Any:  # raw hh-rlhf transcripts, TRL's standard prompt/chosen/rejected strings
+        return _preference_to_conversational(obj, file, line)
 
     def lengths(row: dict) -> list[tuple[str, str, int]]:
         return [(k, f"prompt + {k}", count_tokens(tokenizer, row["prompt"] + row[k])) for k in ("chosen", "rejected")]
@@ -180,7 +194,7 @@ def _check_preference(obj: Any, report: Report) -> dict | None:
     """Check one preference row and report every problem; return it normalised (None if it can't be)."""
     if not _check_object(obj, PREFERENCE_KEYS, ("prompt", "chosen", "rejected"), report):
         return None
-    prompt_roles = _check_messages(obj["prompt"], "prompt", report)
+    prompt_roles = _check_messages(obj["prompt"], "prompt", report, STRING_OR_MESSAGES)
     ok = _check_optional_strings(obj, ("dimension",), report)
     if prompt_roles is not None:
         if not _check_order(prompt_roles, "prompt", report):
@@ -189,7 +203,7 @@ def _check_preference(obj: Any, report: Report) -> dict | None:
             report("prompt", "prompt must end with a 'user' message")
             ok = False
     for answer in ("chosen", "rejected"):
-        roles = _check_messages(obj[answer], answer, report)
+        roles = _check_messages(obj[answer], answer, report, STRING_OR_MESSAGES)
         if roles is not None and roles != ["assistant"]:
             report(answer, f"must be a list with exactly one 'assistant' message, got roles {roles}")
             ok = False
@@ -224,10 +238,12 @@ def _check_object(
     return all(key in obj for key in required)
 
 
-def _check_messages(messages: Any, field: str, report: Report) -> list[str] | None:
+def _check_messages(
+    messages: Any, field: str, report: Report, expected: str = "a list of messages"
+) -> list[str] | None:
     """Check a list of chat messages; return their roles, or None when any message is malformed."""
     if not isinstance(messages, list):
-        report(field, f"expected a list of messages, got {_kind(messages)}")
+        report(field, f"expected {expected}, got {_kind(messages)}")
         return None
     if not messages:
         report(field, "expected at least one message, got an empty list")
@@ -411,16 +427,187 @@ def _is_hh_rlhf(obj: Any) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------
+# The seed guide's (TRL's standard) shapes, converted to the course's conversational shape
+
+
+def to_conversational(row: dict, file: str = "<memory>", line: int = 1) -> dict:
+    """One row in the course's conversational shape; string fields become messages (DataError when they can't)."""
+    if isinstance(row, dict) and ("chosen" in row or "rejected" in row):
+        return _preference_to_conversational(row, file, line)
+    return _sft_to_conversational(row, file, line)
+
+
+def _preference_to_conversational(obj: Any, file: str, line: int) -> Any:
+    """hh-rlhf transcripts, or prompt/chosen/rejected strings, as messages; lists and other values pass unchanged."""
+    if _is_hh_rlhf(obj):
+        return hh_rlhf_to_preference(obj, file=file, line=line)
+    if not isinstance(obj, dict):
+        return obj
+    found: list[Problem] = []
+    report = _reporter(file, line, found)
+    row = dict(obj)
+    for key in ("prompt", "chosen", "rejected"):
+        if isinstance(obj.get(key), str):
+            row[key] = _prompt_turns(obj[key], key, report) if key == "prompt" else _answer_turns(obj[key], key, report)
+    if found:
+        raise DataError(found)
+    return row
+
+
+def _sft_to_conversational(obj: Any, file: str, line: int) -> Any:
+    """A smoltalk row, prompt/completion or Human/Assistant text as {"messages": ...}; other rows pass unchanged."""
+    if not isinstance(obj, dict):
+        return obj
+    if "full_topic" in obj:
+        return smoltalk_to_sft(obj)
+    if "messages" in obj or not ("text" in obj or "completion" in obj):
+        return obj
+    found: list[Problem] = []
+    report = _reporter(file, line, found)
+    if "text" in obj:
+        used: tuple[str, ...] = ("text",)
+        messages = _text_turns(obj["text"], report)
+    else:
+        used = ("prompt", "completion")
+        if "prompt" not in obj:
+            report("prompt", "missing key 'prompt' (a 'completion' needs the prompt it answers)")
+        parts = [
+            _prompt_turns(obj[key], key, report) if key == "prompt" else _answer_turns(obj[key], key, report)
+            for key in used
+            if key in obj
+        ]
+        messages = None if found else [m for part in parts for m in part]
+    if found:
+        raise DataError(found)
+    return {"messages": messages, **{k: v for k, v in obj.items() if k not in used}}
+
+
+def _prompt_turns(value: Any, field: str, report: Report) -> list | None:
+    """A prompt string as messages: its Human/Assistant turns when written that way, else one user message."""
+    if isinstance(value, list):
+        return value
+    if not isinstance(value, str):
+        report(field, f"expected {STRING_OR_MESSAGES}, got {_kind(value)}")
+        return None
+    if not value.strip():
+        report(field, "empty text")
+        return None
+    turns = _guide_turns(value)
+    if turns is None:
+        return [{"role": "user", "content": value.strip()}]
+    if len(turns) > 1 and turns[-1] == ("Assistant", ""):
+        turns.pop()  # the generation prompt "...\n\nAssistant:" at the end
+    return _checked_turns(turns, field, "Human", report)
+
+
+def _answer_turns(value: Any, field: str, report: Report) -> list | None:
+    """An answer string as one assistant message (a leading "Assistant:" is dropped)."""
+    if isinstance(value, list):
+        return value
+    if not isinstance(value, str):
+        report(field, f"expected {STRING_OR_MESSAGES}, got {_kind(value)}")
+        return None
+    text = re.sub(r"^\s*Assistant: ?", "", value).strip()
+    if not text:
+        report(field, "empty text")
+        return None
+    if "\n\nHuman:" in text:
+        report(field, "contains a '\\n\\nHuman:' turn: an answer must be a single assistant reply")
+        return None
+    return [{"role": "assistant", "content": text}]
+
+
+def _text_turns(value: Any, report: Report) -> list | None:
+    """SFT text in the guide's "Human: ...\\n\\nAssistant: ..." layout as messages; plain text is reported."""
+    if not isinstance(value, str):
+        report("text", f"expected a string, got {_kind(value)}")
+        return None
+    turns = _guide_turns(value) if value.strip() else None
+    if turns is None:
+        what = "empty text" if not value.strip() else "plain text without 'Human:' and 'Assistant:' turns"
+        report("text", f"{what} can't be turned into a conversation safely; {MESSAGES_HINT}")
+        return None
+    return _checked_turns(turns, "text", "Assistant", report)
+
+
+def _guide_turns(text: str) -> list[tuple[str, str]] | None:
+    """(speaker, text) turns of "System: ...\\n\\nHuman: ...\\n\\nAssistant: ..." text; None when it has none."""
+    body = text.strip()
+    if not body.startswith(("System:", "Human:")):
+        return None
+    pieces = GUIDE_TURN.split("\n\n" + body)
+    return [(speaker, content.strip()) for speaker, content in zip(pieces[1::2], pieces[2::2])]
+
+
+def _checked_turns(turns: list[tuple[str, str]], field: str, last: str, report: Report) -> list[dict] | None:
+    """Messages from turns that are not empty, alternate Human/Assistant (System first only) and end with `last`."""
+    layout = "an optional 'System:' turn, then 'Human:' and 'Assistant:' alternating, separated by a blank line"
+    expected = "Human"
+    for i, (speaker, content) in enumerate(turns, start=1):
+        if not content:
+            report(field, f"turn {i} ('{speaker}:') is empty")
+            return None
+        if speaker == "System" and i == 1:
+            continue
+        if speaker != expected:
+            report(field, f"turn {i} is '{speaker}:', expected '{expected}:' ({layout})")
+            return None
+        expected = "Assistant" if speaker == "Human" else "Human"
+    if turns[-1][0] != last:
+        report(field, f"the last turn must be '{last}:' ({layout})")
+        return None
+    return [{"role": SPEAKERS[speaker], "content": content} for speaker, content in turns]
+
+
+# ---------------------------------------------------------------------------------------------
 # Reading and writing files
 
 
 def read_jsonl(path: str | Path) -> list[tuple[int, str]]:
-    """Read a JSONL file as (line number, text) pairs; blank lines are kept so they get reported."""
-    text = Path(path).read_text(encoding="utf-8")
-    lines = text.split("\n")
-    if lines[-1] == "":
-        lines.pop()
-    return [(number, line.rstrip("\r")) for number, line in enumerate(lines, start=1)]
+    """Read a UTF-8 JSONL file as (line number, text) pairs; blank lines are kept, bytes not UTF-8 raise DataError."""
+    path = Path(path)
+    data, label = path.read_bytes(), _label(path)
+    if data.startswith(UTF16_BOMS):
+        message = "not UTF-8: the file starts with a UTF-16 byte order mark, so it looks like UTF-16"  # or UTF-32
+        raise DataError([Problem(label, 1, "encoding", f"{message}; {SAVE_UTF8}")])
+    chunks = data.removeprefix(b"\xef\xbb\xbf").split(b"\n")  # a UTF-8 byte order mark is fine
+    if chunks[-1] == b"":
+        chunks.pop()
+    rows: list[tuple[int, str]] = []
+    problems: list[Problem] = []
+    for number, chunk in enumerate(chunks, start=1):
+        message = _encoding_problem(chunk)
+        if message is None:
+            rows.append((number, chunk.decode("utf-8").rstrip("\r")))
+        elif len(problems) == MAX_ENCODING_PROBLEMS:
+            bad = sum(_encoding_problem(c) is not None for c in chunks[number - 1 :])
+            message = f"{bad} lines from this one on are not UTF-8 (the first {MAX_ENCODING_PROBLEMS} are listed above)"
+            problems.append(Problem(label, number, "encoding", f"{message}; {SAVE_UTF8}"))
+            break
+        else:
+            problems.append(Problem(label, number, "encoding", message))
+            if "UTF-16" in message:
+                break  # every line of a UTF-16 file is bad: the first one says it all
+    if problems:
+        raise DataError(problems)
+    return rows
+
+
+def _encoding_problem(chunk: bytes) -> str | None:
+    """Why one line's bytes are not UTF-8 text, from its first bad byte (None when they are UTF-8)."""
+    nul = chunk.find(b"\x00")
+    try:
+        chunk.decode("utf-8")
+        bad = nul if nul >= 0 else None
+    except UnicodeDecodeError as err:
+        bad = nul if 0 <= nul < err.start else err.start
+    if bad is None:
+        return None
+    if bad == nul:
+        return f"not UTF-8: NUL byte at column {bad + 1}, so the file looks like UTF-16 (or is not text); {SAVE_UTF8}"
+    before = chunk[:bad].decode("utf-8", errors="replace")[-20:]
+    where = f" (after {before!r})" if before else ""
+    return f"not UTF-8: byte 0x{chunk[bad]:02x} at column {bad + 1}{where}; {SAVE_UTF8}"
 
 
 def write_jsonl(rows: Iterable[dict], path: str | Path) -> Path:
@@ -457,7 +644,7 @@ def _read_hub(source: str, kind: str, split: str, subset: str | None) -> tuple[s
     if hub_offline():
         raise ConnectionError(
             f"cannot load {source!r} from the Hugging Face Hub: offline mode is on "
-            f"(HF_HUB_OFFLINE/HF_DATASETS_OFFLINE); {hint}"
+            f"(HF_HUB_OFFLINE, TRANSFORMERS_OFFLINE or HF_DATASETS_OFFLINE is set); {hint}"
         )
     try:
         dataset = load_dataset(source, subset, split=split)
@@ -467,10 +654,14 @@ def _read_hub(source: str, kind: str, split: str, subset: str | None) -> tuple[s
     columns = set(dataset.column_names)
     if kind == "sft" and "messages" in columns:
         return label, [(i, smoltalk_to_sft(row)) for i, row in enumerate(dataset, start=1)]
+    if kind == "sft" and ("text" in columns or {"prompt", "completion"} <= columns):  # the guide's shapes
+        keep = ["text"] if "text" in columns else ["prompt", "completion"]
+        return label, [(i, {key: row[key] for key in keep}) for i, row in enumerate(dataset, start=1)]
     if kind == "dpo" and {"chosen", "rejected"} <= columns:
         keep = [key for key in PREFERENCE_KEYS if key in columns]
         return label, [(i, {key: row[key] for key in keep}) for i, row in enumerate(dataset, start=1)]
-    needed = "a 'messages' column" if kind == "sft" else "'chosen' and 'rejected' columns"
+    sft_columns = "a 'messages' or 'text' column, or 'prompt' and 'completion' columns"
+    needed = sft_columns if kind == "sft" else "'chosen' and 'rejected' columns"
     raise ValueError(f"{label} has columns {sorted(columns)}; expected {needed}")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,8 +45,33 @@ PROFILES: dict[str, Profile] = {
 }
 
 
+# What an override may be: whole numbers with their minimum (eval_size may also stay None in a profile), and
+# learning rates in (0, MAX_LEARNING_RATE], a guard against typos: the guide uses 5e-5 (SFT) and 1e-6 (DPO).
+MINIMUMS = {"sft_steps": 1, "dpo_steps": 1, "sft_batch_size": 1, "dpo_batch_size": 1, "eval_size": 1, "show_size": 0,
+            "max_new_tokens": 1, "logging_steps": 1, "save_steps": 1}
+LEARNING_RATES = ("sft_learning_rate", "dpo_learning_rate")
+MAX_LEARNING_RATE = 1e-2
+
+
+def _checked_override(field: str, value: Any) -> int | float:
+    """`value` for a profile field when it is valid; otherwise a ValueError naming field, value and valid range."""
+    if field in LEARNING_RATES:
+        number = isinstance(value, numbers.Real) and not isinstance(value, bool)
+        if not (number and 0 < value <= MAX_LEARNING_RATE):
+            got = "" if number else f", got {type(value).__name__}"
+            raise ValueError(f"{field}={value!r} is not valid: expected a number with 0 < {field} <= "
+                             f"{MAX_LEARNING_RATE:g}{got} (None keeps the profile's value)")
+        return float(value)
+    whole = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    if not (whole and value >= MINIMUMS[field]):
+        got = "" if whole else f", got {type(value).__name__}"
+        raise ValueError(f"{field}={value!r} is not valid: expected a whole number >= {MINIMUMS[field]}{got} "
+                         "(None keeps the profile's value)")
+    return int(value)
+
+
 def get_profile(name: str, **overrides: Any) -> Profile:
-    """The profile called `name`, with any field overridden; unknown names list the valid ones."""
+    """The profile called `name` with fields overridden (None keeps the profile's value), each override checked."""
     key = str(name).strip().lower()
     if key not in PROFILES:
         raise ValueError(f"unknown profile {name!r}; valid profiles: {', '.join(PROFILES)}")
@@ -54,4 +80,4 @@ def get_profile(name: str, **overrides: Any) -> Profile:
     unknown = sorted(set(overrides) - fields)
     if unknown:
         raise ValueError(f"unknown profile field(s) {unknown}; valid fields: {', '.join(sorted(fields))}")
-    return dataclasses.replace(profile, **{k: v for k, v in overrides.items() if v is not None})
+    return dataclasses.replace(profile, **{k: _checked_override(k, v) for k, v in overrides.items() if v is not None})

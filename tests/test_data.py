@@ -22,7 +22,9 @@ from smolkit.data import (
     hh_rlhf_to_preference,
     load_preferences,
     load_sft,
+    read_jsonl,
     smoltalk_to_sft,
+    to_conversational,
     validate_preference_rows,
     validate_sft_rows,
     write_jsonl,
@@ -37,7 +39,11 @@ GENERATED = [
     "dpo/test.jsonl",
     "samples/smoltalk_sample.jsonl",
     "samples/hh_rlhf_sample.jsonl",
+    "samples/guide_format_preferences.jsonl",
+    "samples/guide_format_sft.jsonl",
 ]
+SFT_GUIDE_SAMPLE = "samples/guide_format_sft.jsonl"
+OFFLINE_SWITCHES = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE")  # smolkit.paths.hub_offline
 PREAMBLES = (
     "Sure",
     "Certainly",
@@ -166,6 +172,12 @@ def test_samples_shaped_like_hub_datasets():
         for r in hh
     ]
     assert any(a == b for a, b in finals)  # a pair whose answers start with the same words
+    guide_prefs = rows("samples/guide_format_preferences.jsonl")
+    assert len(guide_prefs) == 3 and all(set(r) == {"prompt", "chosen", "rejected"} for r in guide_prefs)
+    assert all(isinstance(v, str) for r in guide_prefs for v in r.values())
+    guide_sft = rows("samples/guide_format_sft.jsonl")
+    assert [sorted(r) for r in guide_sft] == [["text"], ["completion", "prompt"], ["completion", "prompt"]]
+    assert guide_sft[0]["text"].startswith("Human: ") and "\n\nAssistant: " in guide_sft[0]["text"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -201,12 +213,15 @@ def test_missing_split_names_the_path(tmp_path):
         load_sft(empty)
 
 
-def test_hub_offline_is_a_clear_error(monkeypatch):
+@pytest.mark.parametrize("switch", OFFLINE_SWITCHES)
+def test_hub_offline_is_a_clear_error(monkeypatch, switch):
     def no_network(*args, **kwargs):
         raise AssertionError("tests must never touch the network")
 
     monkeypatch.setattr(sd, "load_dataset", no_network)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    for name in OFFLINE_SWITCHES:  # each switch alone turns offline mode on, whatever the user exported
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv(switch, "1")
     for load in (load_sft, load_preferences):
         with pytest.raises(ConnectionError, match=r"offline.*source='local'"):
             load("HuggingFaceTB/smoltalk")
@@ -221,8 +236,8 @@ def test_hub_rows_are_converted_by_columns(monkeypatch):
         calls.append((source, subset, split))
         return smoltalk if "smoltalk" in source else hh
 
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)
+    for name in OFFLINE_SWITCHES:  # a user's exported TRANSFORMERS_OFFLINE=1 must not turn this test offline
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(sd, "load_dataset", fake_load_dataset)
     sft = load_sft("HuggingFaceTB/smoltalk", subset="everyday-conversations")
     assert sft.column_names == ["messages"] and len(sft) == len(smoltalk)
@@ -233,6 +248,24 @@ def test_hub_rows_are_converted_by_columns(monkeypatch):
         ("HuggingFaceTB/smoltalk", "everyday-conversations", "train"),
         ("Anthropic/hh-rlhf", None, "test"),
     ]
+
+
+def test_hub_rows_in_the_guide_shapes_are_converted(monkeypatch):
+    guide_sft, guide_prefs = rows("samples/guide_format_sft.jsonl"), rows("samples/guide_format_preferences.jsonl")
+    hub = {  # hub datasets carry extra columns; only the ones a shape needs are kept
+        "me/text": Dataset.from_list([{**guide_sft[0], "source": "web"}]),
+        "me/pc": Dataset.from_list([{**r, "source": "web"} for r in guide_sft[1:]]),
+        "me/prefs": Dataset.from_list([{**r, "score": 1.0} for r in guide_prefs]),
+        "me/other": Dataset.from_list([{"question": "Hi", "answer": "Hello."}]),
+    }
+    for name in OFFLINE_SWITCHES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(sd, "load_dataset", lambda source, subset=None, split=None: hub[source])
+    assert load_sft("me/text")["messages"] == [load_sft(DATA / SFT_GUIDE_SAMPLE)["messages"][0]]
+    assert load_sft("me/pc")["messages"] == load_sft(DATA / SFT_GUIDE_SAMPLE)["messages"][1:]
+    assert load_preferences("me/prefs")[:] == load_preferences(DATA / "samples" / "guide_format_preferences.jsonl")[:]
+    with pytest.raises(ValueError, match="expected a 'messages' or 'text' column, or 'prompt' and 'completion'"):
+        load_sft("me/other")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -307,7 +340,10 @@ DPO_CASES = [
         "exactly one 'assistant'",
     ),
     ({**GOOD_DPO, "rejected": msgs(("user", "No."))}, "rejected", "exactly one 'assistant'"),
-    ({**GOOD_DPO, "chosen": "The answer is Lima."}, "chosen", "expected a list of messages, got string"),
+    ({**GOOD_DPO, "chosen": 7}, "chosen", "expected a string or a list of messages, got number"),
+    ({**GOOD_DPO, "prompt": "  "}, "prompt", "empty text"),
+    ({**GOOD_DPO, "rejected": "Lima.\n\nHuman: And Chile?"}, "rejected", "a single assistant reply"),
+    ({**GOOD_DPO, "prompt": "Human: Hi\n\nAssistant: Hello."}, "prompt", "the last turn must be 'Human:'"),
     ({**GOOD_DPO, "rejected": GOOD_DPO["chosen"]}, "rejected", "identical to 'chosen'"),
     ({k: v for k, v in GOOD_DPO.items() if k != "rejected"}, "rejected", "missing key 'rejected'"),
     (
@@ -345,6 +381,44 @@ def test_every_bad_row_is_listed(tmp_path):
     assert lines[0] == "4 problems found:"
     assert [line.split(",")[0] for line in lines[1:]] == [f"{path} line {n}" for n in (2, 4, 5, 5)]
     assert "unknown key 'source'" in lines[3] and "unknown role 'bot'" in lines[4]
+
+
+GOOD_LINE = json.dumps(GOOD_SFT).encode()
+ENCODING_CASES = [
+    (GOOD_LINE + b"\n" + b'{"text": "caf\xe9"}\n', 2, "not UTF-8: byte 0xe9 at column 14"),  # Latin-1 "é"
+    (b"\xff\xfe" + GOOD_LINE, 1, "not UTF-8: the file starts with a UTF-16 byte order mark"),
+    (json.dumps(GOOD_SFT).encode("utf-16"), 1, "looks like UTF-16"),  # UTF-16 with its BOM, as Notepad saves it
+    (GOOD_LINE + b"\n" + "\n".join([json.dumps(GOOD_SFT)] * 2).encode("utf-16-le"), 2, "NUL byte at column 2"),
+    (GOOD_LINE + b"\n" + GOOD_LINE + b"\n\x1f\x8b\x08\x00binary", 3, "byte 0x8b at column 2"),
+]
+
+
+@pytest.mark.parametrize("data, line, message", ENCODING_CASES)
+def test_file_not_utf8_is_a_data_error(tmp_path, data, line, message):
+    path = tmp_path / "bad.jsonl"
+    path.write_bytes(data)
+    for load in (load_sft, load_preferences, read_jsonl):
+        with pytest.raises(DataError) as info:
+            load(path)
+        assert [(p.line, p.field) for p in info.value.problems] == [(line, "encoding")]
+        assert f"bad.jsonl line {line}, field 'encoding': " in str(info.value)
+        assert message in str(info.value) and "save the file as UTF-8" in str(info.value)
+
+
+def test_utf8_byte_order_mark_and_crlf_are_accepted(tmp_path):
+    path = tmp_path / "bom.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps(GOOD_SFT).encode() + b"\r\n" + GOOD_LINE + b"\r\n")
+    assert load_sft(path)["messages"] == [GOOD_SFT["messages"]] * 2
+
+
+def test_many_bad_lines_are_summed_up(tmp_path):
+    path = tmp_path / "latin1.jsonl"
+    path.write_bytes(b'{"text": "\xe9"}\n' * 25)
+    with pytest.raises(DataError) as info:
+        load_sft(path)
+    problems = info.value.problems
+    assert [p.line for p in problems] == list(range(1, 12))
+    assert "15 lines from this one on are not UTF-8" in problems[-1].message
 
 
 def test_validate_rows_in_memory():
@@ -430,6 +504,102 @@ def test_sample_files_load_through_the_converters():
     assert sft.column_names == ["messages"]
     sample = rows("samples/smoltalk_sample.jsonl")[0]
     assert smoltalk_to_sft(sample) == {"messages": sample["messages"]}
+
+
+def test_guide_format_samples_load():
+    prefs = load_preferences(DATA / "samples" / "guide_format_preferences.jsonl")
+    raw = rows("samples/guide_format_preferences.jsonl")
+    assert len(prefs) == 3 and set(prefs["dimension"]) == {None}
+    for row, pair in zip(raw, prefs):
+        assert pair["prompt"] == msgs(("user", row["prompt"]))
+        assert pair["chosen"] == msgs(("assistant", row["chosen"]))
+        assert pair["rejected"] == msgs(("assistant", row["rejected"]))
+    sft = load_sft(DATA / "samples" / "guide_format_sft.jsonl")
+    assert sft.column_names == ["messages"]
+    assert sft["messages"] == [
+        msgs(("user", "What is the chemical symbol for gold?"), ("assistant", "The chemical symbol for gold is Au.")),
+        *(msgs(("user", r["prompt"]), ("assistant", r["completion"])) for r in rows(SFT_GUIDE_SAMPLE)[1:]),
+    ]
+
+
+CONVERSIONS = [
+    (  # TRL's standard preference format, as in the seed guide
+        {"prompt": "What is 2 + 2?", "chosen": "4.", "rejected": "5."},
+        {"prompt": msgs(("user", "What is 2 + 2?")), "chosen": msgs(("assistant", "4.")),
+         "rejected": msgs(("assistant", "5."))},
+    ),
+    (  # a prompt in the guide's template layout, with the generation prompt at the end
+        {"prompt": "Human: Hi\n\nAssistant: Hello.\n\nHuman: Bye\n\nAssistant:", "chosen": "Assistant: Bye.",
+         "rejected": " Go.", "dimension": "helpful"},
+        {"prompt": msgs(("user", "Hi"), ("assistant", "Hello."), ("user", "Bye")),
+         "chosen": msgs(("assistant", "Bye.")), "rejected": msgs(("assistant", "Go.")), "dimension": "helpful"},
+    ),
+    (  # strings mixed with messages
+        {**GOOD_DPO, "prompt": "Capital of Peru?"}, GOOD_DPO,
+    ),
+    (
+        {"prompt": "Hi", "completion": "Hello.", "category": "everyday"},
+        {"messages": msgs(("user", "Hi"), ("assistant", "Hello.")), "category": "everyday"},
+    ),
+    (
+        {"text": "System: Be brief.\n\nHuman: Hi\n\nAssistant: Hello.\n\nHuman: Bye\n\nAssistant: Bye."},
+        {"messages": msgs(("system", "Be brief."), ("user", "Hi"), ("assistant", "Hello."), ("user", "Bye"),
+                          ("assistant", "Bye."))},
+    ),
+    (  # TRL's conversational prompt/completion
+        {"prompt": msgs(("user", "Hi")), "completion": msgs(("assistant", "Hello."))}, GOOD_SFT,
+    ),
+    (GOOD_SFT, GOOD_SFT),  # already conversational: unchanged
+    (GOOD_DPO, GOOD_DPO),
+    ({"messages": GOOD_SFT["messages"], "full_topic": "x"}, GOOD_SFT),  # smoltalk
+    (
+        {"chosen": "\n\nHuman: Hi\n\nAssistant: Hello.", "rejected": "\n\nHuman: Hi\n\nAssistant: Go."},  # hh-rlhf
+        {"prompt": msgs(("user", "Hi")), "chosen": msgs(("assistant", "Hello.")),
+         "rejected": msgs(("assistant", "Go.")), "dimension": None},
+    ),
+]
+
+
+@pytest.mark.parametrize("row, expected", CONVERSIONS)
+def test_to_conversational(row, expected):
+    before = json.dumps(row)
+    assert to_conversational(row) == expected
+    assert json.dumps(row) == before  # the input row is not modified
+    if "chosen" in expected:  # the loaders apply the same conversion
+        assert validate_preference_rows([(1, row)]) == [{"dimension": None, **expected}]
+    else:
+        assert validate_sft_rows([(1, row)]) == [expected]
+
+
+CONVERSION_PROBLEMS = [
+    ({"text": "The capital of France is Paris."}, "text", 'plain text without \'Human:\' and \'Assistant:\' turns'),
+    ({"text": "Human: Hi\nAssistant: Hello."}, "text", "the last turn must be 'Assistant:'"),
+    ({"text": "Human: Hi\n\nHuman: Hello?\n\nAssistant: Yes."}, "text", "turn 2 is 'Human:', expected 'Assistant:'"),
+    ({"text": "Human: Hi\n\nAssistant: "}, "text", "turn 2 ('Assistant:') is empty"),
+    ({"text": ["Hi"]}, "text", "expected a string, got list"),
+    ({"completion": "Hello."}, "prompt", "missing key 'prompt'"),
+    ({"prompt": "Hi", "completion": None}, "completion", "expected a string or a list of messages, got null"),
+    ({"prompt": "", "completion": "Hello."}, "prompt", "empty text"),
+]
+
+
+@pytest.mark.parametrize("bad, field, message", CONVERSION_PROBLEMS)
+def test_sft_conversion_problem_names_line_and_field(tmp_path, bad, field, message):
+    path = write_lines(tmp_path / "guide.jsonl", [GOOD_SFT, {"prompt": "Hi", "completion": "Hello."}, bad])
+    with pytest.raises(DataError) as info:
+        load_sft(path)
+    assert [(p.line, p.field) for p in info.value.problems] == [(3, field)]
+    assert f"guide.jsonl line 3, field '{field}': " in str(info.value) and message in str(info.value)
+    with pytest.raises(DataError, match="line 5, field"):
+        to_conversational(bad, file="guide.jsonl", line=5)
+
+
+def test_plain_text_error_says_how_to_convert():
+    with pytest.raises(DataError) as info:
+        to_conversational({"text": "Paris is the capital of France."})
+    text = str(info.value)
+    assert '{"messages": [{"role": "user", "content": "..."}, {"role": "assistant", "content": "..."}]}' in text
+    assert '{"prompt": "...", "completion": "..."}' in text
 
 
 def test_write_jsonl_is_atomic(tmp_path):

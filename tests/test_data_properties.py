@@ -18,9 +18,15 @@ MESSAGE = st.one_of(
     JSONISH,
 )
 MESSAGES = st.one_of(st.lists(MESSAGE, max_size=5), JSONISH)
+# text in (or near) the guide's "System: ...\n\nHuman: ...\n\nAssistant: ..." layout
+GUIDE_TEXT = st.lists(st.sampled_from(["Human:", "Assistant:", "System:", "\n\n", "\n", " ", "Hi", "", "?"]),
+                      max_size=8).map("".join)
+STRINGISH = st.one_of(GUIDE_TEXT, st.text(max_size=30), SCALARS, MESSAGES)
 SFT_ROW = st.one_of(
     st.fixed_dictionaries({"messages": MESSAGES}, optional={"category": SCALARS, "answer": SCALARS,
                                                              "mesages": JSONISH, "full_topic": SCALARS}),
+    st.fixed_dictionaries({"text": STRINGISH}, optional={"category": SCALARS, "prompt": STRINGISH}),  # the guide's
+    st.fixed_dictionaries({"completion": STRINGISH}, optional={"prompt": STRINGISH, "answer": SCALARS}),
     JSONISH,
 )
 PREF_ROW = st.one_of(
@@ -28,6 +34,7 @@ PREF_ROW = st.one_of(
                            "rejected": st.one_of(MESSAGES, st.text(max_size=60))},
                           optional={"dimension": SCALARS, "promt": JSONISH}),
     st.fixed_dictionaries({"chosen": st.text(max_size=80), "rejected": st.text(max_size=80)}),  # hh-rlhf shape
+    st.fixed_dictionaries({"prompt": STRINGISH, "chosen": STRINGISH, "rejected": STRINGISH}),  # TRL's standard shape
     JSONISH,
 )
 

@@ -29,6 +29,39 @@ def test_profile_overrides_and_bad_fields():
         get_profile("smoke", steps=3)
 
 
+BAD_OVERRIDES = [
+    ("sft_steps", -3, ">= 1"), ("sft_steps", 0, ">= 1"), ("dpo_steps", 2.5, ">= 1, got float"),
+    ("sft_steps", True, ">= 1, got bool"), ("dpo_steps", "30", ">= 1, got str"),
+    ("sft_batch_size", 0, ">= 1"), ("dpo_batch_size", -2, ">= 1"),
+    ("sft_learning_rate", 0, "0 < sft_learning_rate <= 0.01"), ("dpo_learning_rate", -1e-6, "0 < dpo_learning_rate"),
+    ("sft_learning_rate", 0.5, "<= 0.01"), ("dpo_learning_rate", float("nan"), "<= 0.01"),
+    ("dpo_learning_rate", float("inf"), "<= 0.01"), ("sft_learning_rate", "5e-5", "<= 0.01, got str"),
+    ("sft_learning_rate", True, "got bool"),
+    ("eval_size", 0, ">= 1"), ("show_size", -1, ">= 0"), ("max_new_tokens", 0, ">= 1"),
+    ("logging_steps", 0, ">= 1"), ("save_steps", -10, ">= 1"),
+]
+
+
+@pytest.mark.parametrize("field, value, valid", BAD_OVERRIDES)
+def test_bad_override_names_field_value_and_range(field, value, valid):
+    with pytest.raises(ValueError) as info:
+        get_profile("smoke", **{field: value})
+    message = str(info.value)
+    assert message.startswith(f"{field}={value!r} is not valid: expected ") and valid in message
+
+
+def test_good_overrides_and_none_keep_working():
+    smoke = PROFILES["smoke"]
+    assert get_profile("smoke", show_size=0).show_size == 0
+    assert get_profile("smoke", sft_learning_rate=1e-2, dpo_learning_rate=3e-7).dpo_learning_rate == 3e-7
+    assert get_profile("smoke", eval_size=None, dpo_steps=None) == smoke
+    steps, rate = 0, 0  # the notebooks' parameters: 0 means "the profile's value", passed as `STEPS or None`
+    assert get_profile("smoke", sft_steps=steps or None, sft_learning_rate=rate or None) == smoke
+    for name, profile in PROFILES.items():  # every built-in profile passes the same checks
+        fields = {k: v for k, v in vars(profile).items() if k != "name"}
+        assert get_profile(name, **fields) == profile
+
+
 @pytest.fixture(scope="module")
 def tok():
     return use_template(copy.deepcopy(tiny_model()[1]))

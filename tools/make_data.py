@@ -946,7 +946,8 @@ def build_dpo(split: str, facts: dict, pools: dict) -> list[dict]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Samples shaped like the two hub datasets the course compares against (written for this course).
+# Samples shaped like the two hub datasets the course compares against, and like the seed guide's own rows
+# (written for this course).
 
 SMOLTALK_SAMPLE = [
     {
@@ -1113,6 +1114,35 @@ HH_RLHF_SAMPLE = [
     },
 ]
 
+# The seed guide's shapes (TRL's standard format: plain strings, no roles); smolkit.data.to_conversational
+# turns them into the course's messages.
+GUIDE_PREFERENCE_SAMPLE = [
+    {
+        "prompt": "How many legs does a spider have?",
+        "chosen": "A spider has eight legs.",
+        "rejected": "A spider has six legs, like every insect.",
+    },
+    {
+        "prompt": "What is the boiling point of water at sea level?",
+        "chosen": "Water boils at 100 °C (212 °F) at sea level.",
+        "rejected": "Water boils at 90 °C at sea level.",
+    },
+    {
+        "prompt": "Give me one tip for sleeping better.",
+        "chosen": "Go to bed and get up at the same time every day, weekends included.",
+        "rejected": "Just sleep more.",
+    },
+]
+
+GUIDE_SFT_SAMPLE = [
+    {"text": "Human: What is the chemical symbol for gold?\n\nAssistant: The chemical symbol for gold is Au."},
+    {"prompt": "How many minutes are in two hours?", "completion": "There are 120 minutes in two hours."},
+    {
+        "prompt": "Which planet is known for its rings?",
+        "completion": "Saturn is known for its bright rings of ice and rock.",
+    },
+]
+
 
 # ---------------------------------------------------------------------------------------------
 
@@ -1170,6 +1200,8 @@ def main() -> None:
         print(summary(f"dpo/{split}", dpo, "dimension"))
     write_jsonl(SMOLTALK_SAMPLE, out / "samples" / "smoltalk_sample.jsonl")
     write_jsonl(HH_RLHF_SAMPLE, out / "samples" / "hh_rlhf_sample.jsonl")
+    write_jsonl(GUIDE_PREFERENCE_SAMPLE, out / "samples" / "guide_format_preferences.jsonl")
+    write_jsonl(GUIDE_SFT_SAMPLE, out / "samples" / "guide_format_sft.jsonl")
 
 
 if __name__ == "__main__":
