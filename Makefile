@@ -43,9 +43,11 @@ run: setup
 	done
 	$(PY) -m smolkit.report
 
-# Unit tests, every notebook through papermill at the smoke profile, and nbval over the notebooks.
+# Unit tests, then every notebook executed once by nbval at the smoke profile (executed copies and metrics in
+# outputs/test/), then the tests that read them, the browser test among them (see conftest.py). Ends with the
+# pytest summary line and the slowest tests: where the time goes.
 test: setup browser
-	SMOLKIT_PROFILE=smoke SMOLKIT_OUTPUTS=$(CURDIR)/outputs/test $(PY) -m pytest
+	$(PY) -m pytest --durations=15 --durations-min=3
 
 # The guide's training settings against the course's recommended ones, A/B/A/B on the same job (~10 min on 2 cores).
 # Prints the table and writes outputs/bench/bench.json and bench.png. BENCH_ARGS="--repeats 3" and so on.

@@ -145,8 +145,10 @@ def _training_child(spec: dict[str, Any], queue: Any) -> None:
         datasets.disable_progress_bars()
         transformers.logging.set_verbosity_error()
         queue.put(_train_and_measure(spec))
-    except BaseException as err:  # the parent re-raises it with the child's message
-        queue.put({"error": f"{type(err).__name__}: {err}"})
+    except BaseException as err:  # the parent re-raises it with the child's message and traceback
+        import traceback
+
+        queue.put({"error": f"{type(err).__name__}: {err}", "traceback": traceback.format_exc()})
 
 
 def _train_and_measure(spec: dict[str, Any]) -> dict[str, Any]:
@@ -241,21 +243,50 @@ def training_run(stage: str, settings: dict[str, Any], steps: int = 4, *, model:
             "reference": reference, "seed": seed, "speed_ups": speed_ups}
     result = in_fresh_process(_training_child, spec, timeout)
     if "error" in result:
-        raise RuntimeError(f"training run {stage} {settings} failed: {result['error']}")
+        raise RuntimeError(f"training run {stage} {settings} failed: {result['error']}\n"
+                           f"traceback of the child process:\n{result.get('traceback', '')}")
     return result
 
 
-def in_fresh_process(target: Any, spec: dict[str, Any], timeout: float) -> dict[str, Any]:
-    """Run `target(spec, queue)` in a spawned process and return the one dict it puts on the queue."""
+def in_fresh_process(target: Any, spec: dict[str, Any], timeout: float, poll: float = 0.5) -> dict[str, Any]:
+    """Run `target(spec, queue)` in a spawned process; return the one dict it puts on the queue, or raise at once."""
     import multiprocessing as mp
+    import queue as queues
+    import signal
 
     ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    child = ctx.Process(target=target, args=(spec, queue))
+    results = ctx.Queue()
+    child = ctx.Process(target=target, args=(spec, results))
     child.start()
+    deadline = time.monotonic() + timeout
     try:
-        return queue.get(timeout=timeout)
+        while True:
+            try:
+                return results.get(timeout=poll)
+            except queues.Empty:
+                pass
+            if not child.is_alive():  # it may have put its result just before it ended
+                try:
+                    return results.get(timeout=poll)
+                except queues.Empty:
+                    code = child.exitcode
+                    how = f"exit code {code}"
+                    if code is not None and code < 0:
+                        name = signal.Signals(-code).name
+                        oom = "; often the kernel's out-of-memory killer" if name == "SIGKILL" else ""
+                        how = f"signal {-code} ({name}{oom})"
+                    raise RuntimeError(f"the child process running {_describe(spec)} died with {how} "
+                                       "before it reported a result") from None
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the child process running {_describe(spec)} gave no result within {timeout:.0f} s")
     finally:
-        child.join(timeout=60)
+        child.join(timeout=5)
         if child.is_alive():
             child.kill()
+            child.join()
+
+
+def _describe(spec: dict[str, Any]) -> str:
+    """A short description of a child's job for error messages: its stage and settings."""
+    shown = {k: spec[k] for k in ("stage", "variant", "settings", "steps") if k in spec}
+    return ", ".join(f"{k}={v!r}" for k, v in shown.items()) or repr(spec)[:200]

@@ -74,3 +74,39 @@ def test_a_measured_run_reports_its_numbers_and_a_bad_setting_names_itself():
     assert r["peak_mib"] > r["baseline_mib"] > 0
     with pytest.raises(RuntimeError, match="per_device_train_batch_siz"):
         training_run("sft", {"per_device_train_batch_siz": 2}, steps=1)
+
+
+def _killed_child(spec, queue):
+    """A child that dies the way the out-of-memory killer ends a process: SIGKILL, no result."""
+    import os
+    import signal
+
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _failing_child(spec, queue):
+    """A child that raises inside its job, reporting as training_run's child does."""
+    import traceback
+
+    try:
+        raise ValueError("bad setting deep inside")
+    except ValueError as err:
+        queue.put({"error": f"ValueError: {err}", "traceback": traceback.format_exc()})
+
+
+def test_a_dead_child_is_reported_at_once_with_its_exit_code_and_setting():
+    from smolkit.measure import in_fresh_process
+
+    with pytest.raises(RuntimeError, match=r"stage='sft'.*signal 9 \(SIGKILL") as err:
+        in_fresh_process(_killed_child, {"stage": "sft", "settings": {"bf16": True}}, timeout=3600)
+    assert "settings={'bf16': True}" in str(err.value)  # which setting was running
+    assert "queue" not in str(err.value).lower()  # not a bare queue.Empty after the timeout
+
+
+def test_a_child_error_keeps_the_child_traceback(monkeypatch):
+    import smolkit.measure as measure
+
+    monkeypatch.setattr(measure, "_training_child", _failing_child)
+    with pytest.raises(RuntimeError, match="bad setting deep inside") as err:
+        measure.training_run("sft", {"bf16": False}, steps=1)
+    assert "Traceback (most recent call last)" in str(err.value) and "_failing_child" in str(err.value)

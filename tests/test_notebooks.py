@@ -1,4 +1,8 @@
-"""Every notebook executed by papermill at the smoke profile, plus the notebook hygiene checks."""
+"""What the notebooks wrote when nbval executed them (see conftest.py), the papermill path, and notebook hygiene.
+
+nbval executes every notebook once, at the smoke profile; the tests marked `notebook_outputs` run after it and
+read the metrics, models and executed copies it left under `outputs/test/`.
+"""
 
 import json
 import os
@@ -25,22 +29,32 @@ FILES_BEFORE = repo_files()  # taken when pytest collects this module, before an
 
 
 def _metrics(name):
-    return json.loads((outputs_dir() / "metrics" / f"{name}.json").read_text())
+    path = outputs_dir() / "metrics" / f"{name}.json"
+    if not path.is_file():
+        pytest.fail(f"{path} is missing: notebooks/{name}.ipynb did not run to its end in this session (nbval runs "
+                    "it when pytest collects notebooks/, as `make test` does)")
+    return json.loads(path.read_text())
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_notebook_runs_under_papermill_at_smoke_profile(path):
-    out = outputs_dir() / "notebooks" / path.name
-    out.parent.mkdir(parents=True, exist_ok=True)
-    papermill.execute_notebook(str(path), str(out), parameters={"PROFILE": "smoke"}, cwd=str(path.parent),
-                               kernel_name="python3", progress_bar=False)
-    metrics = _metrics(path.stem)
-    assert metrics["profile"] == "smoke"
+def test_papermill_injects_parameters_and_writes_the_executed_copy(tmp_path):
+    """`make run`'s path, cheaply: 01's cells up to the profile, with parameters injected by papermill."""
+    source = json.loads((REPO / "notebooks" / "01_sft.ipynb").read_text())
+    first = next(i for i, c in enumerate(source["cells"]) if "get_profile(" in "".join(c["source"]))
+    source["cells"] = source["cells"][: first + 1]
+    nb, out = tmp_path / "01_head.ipynb", tmp_path / "out" / "01_head.ipynb"
+    nb.write_text(json.dumps(source))
+    out.parent.mkdir()
+    papermill.execute_notebook(str(nb), str(out), parameters={"PROFILE": "smoke", "STEPS": 3, "SEED": 7},
+                               cwd=str(REPO / "notebooks"), kernel_name="python3", progress_bar=False)
+    executed = json.loads(out.read_text())
+    injected = [c for c in executed["cells"] if "injected-parameters" in c["metadata"].get("tags", [])]
+    assert len(injected) == 1 and "STEPS = 3" in "".join(injected[0]["source"])
+    printed = "".join("".join(o.get("text", "")) for o in executed["cells"][-1]["outputs"])
+    assert "name='smoke'" in printed and "sft_steps=3" in printed  # the injected value reached the profile
 
 
+@pytest.mark.notebook_outputs
 def test_overview_measures_the_real_model():
-    if not (outputs_dir() / "metrics" / "00_overview.json").exists():
-        pytest.skip("00_overview did not run")
     m = _metrics("00_overview")
     assert m["capital_of_france_correct"] is True
     assert 134e6 < m["parameters"] < 135e6
@@ -48,6 +62,7 @@ def test_overview_measures_the_real_model():
     assert 0 < m["template_loss_token_fraction"] < 1
 
 
+@pytest.mark.notebook_outputs
 def test_sft_notebook_records_before_and_after():
     m = _metrics("01_sft")
     for side in ("before", "after"):
@@ -57,6 +72,7 @@ def test_sft_notebook_records_before_and_after():
     assert "generation" in m["template_as_written_error"]  # TRL refused the guide's template as written
 
 
+@pytest.mark.notebook_outputs
 def test_dpo_notebook_records_preference_accuracy():
     m = _metrics("02_dpo")
     assert m["start_model"] == "sft"  # 01 ran first and saved its model
@@ -66,6 +82,7 @@ def test_dpo_notebook_records_preference_accuracy():
     assert m["train_seconds"] > 0 and m["beta"] == 0.1 and m["learning_rate"] == 1e-6
 
 
+@pytest.mark.notebook_outputs
 def test_pipeline_notebook_compares_four_variants_on_the_same_data():
     m = _metrics("03_pipeline")
     assert set(m["variants"]) == {"sft_then_dpo", "sft_only", "dpo_only", "start"}
@@ -91,6 +108,7 @@ def test_pipeline_notebook_compares_four_variants_on_the_same_data():
         assert not list((outputs_dir() / "checkpoints" / f"pipeline-{stage}").glob("checkpoint-*"))
 
 
+@pytest.mark.notebook_outputs
 @pytest.mark.parametrize("stage", ["sft", "dpo", "pipeline"])
 def test_saved_models_load_offline_with_plain_transformers(stage):
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -106,6 +124,7 @@ def test_saved_models_load_offline_with_plain_transformers(stage):
     assert out.shape[1] > ids["input_ids"].shape[1]
 
 
+@pytest.mark.notebook_outputs
 def test_notebooks_write_nothing_outside_outputs():
     new = sorted(str(p.relative_to(REPO)) for p in repo_files() - FILES_BEFORE)
     assert new == [], f"files written outside outputs/: {new}"
@@ -162,3 +181,15 @@ def test_colab_cell_does_nothing_outside_colab(tmp_path):
     scope = {}
     exec("".join(cell["source"]), scope)
     assert os.getcwd() == before and "google.colab" not in sys.modules
+
+
+@pytest.mark.notebook_outputs
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_each_notebook_left_one_executed_copy_with_every_cell_run(path):
+    copy = outputs_dir() / "notebooks" / path.name
+    assert copy.is_file(), f"no executed copy of {path.name}: nbval did not run it in this session"
+    cells = [c for c in json.loads(copy.read_text())["cells"] if c["cell_type"] == "code"]
+    assert all(c["execution_count"] for c in cells), "a cell was not executed"
+    errors = [o for c in cells for o in c["outputs"] if o["output_type"] == "error"]
+    assert not errors, errors[0]["ename"] + ": " + errors[0]["evalue"]
+    assert json.loads(copy.read_text())["metadata"]["kernelspec"]["name"]  # a notebook file Jupyter opens

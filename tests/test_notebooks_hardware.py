@@ -1,4 +1,4 @@
-"""Notebook 04's measurements (it runs in test_notebooks.py, which pytest collects first)."""
+"""Notebook 04's measurements, read after nbval executed it (see conftest.py)."""
 
 import json
 
@@ -6,12 +6,14 @@ import pytest
 
 from smolkit import outputs_dir
 
+pytestmark = pytest.mark.notebook_outputs
+
 
 @pytest.fixture(scope="module")
 def hw():
     path = outputs_dir() / "metrics" / "04_hardware.json"
     if not path.exists():
-        pytest.fail("04_hardware did not write its metrics (it runs in test_notebooks.py)")
+        pytest.fail(f"{path} is missing: notebooks/04_hardware.ipynb did not run to its end in this session")
     return json.loads(path.read_text())
 
 

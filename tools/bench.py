@@ -64,14 +64,17 @@ def child(spec: dict, queue) -> None:
         result = run_once(spec["stage"], spec["variant"], base, tokenizer, data, spec["device"], Path(spec["work"]))
         queue.put({**result, "speed_ups": changes})
     except BaseException as exc:  # the parent reports it; a silent child would look like a hang
-        queue.put({"error": f"{type(exc).__name__}: {exc}"})
+        import traceback
+
+        queue.put({"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()})
 
 
 def run_in_child(spec: dict) -> dict:
     """`child` in a spawned process; its measurements, or the error it raised."""
     result = in_fresh_process(child, spec, timeout=1800)
     if "error" in result:
-        raise RuntimeError(f"{spec['stage']} {spec['variant']} run failed: {result['error']}")
+        raise RuntimeError(f"{spec['stage']} {spec['variant']} run failed: {result['error']}\n"
+                           f"traceback of the child process:\n{result.get('traceback', '')}")
     return result
 
 

@@ -1,9 +1,12 @@
-"""Run a course notebook in real JupyterLab, in headless Chromium, and check that its widgets work.
+"""Run the course's widgets in real JupyterLab, in headless Chromium, and check that they work.
 
-Starts JupyterLab on loopback with a random token (on a copy of the notebook, so autosave never
-touches the course), opens the notebook, runs every cell from the Run menu, then moves the DPO beta
-slider and presses the compare panel's Generate button, and checks that the rendered output changed.
-Screenshots go to `<outputs>/browser/`. Exit status 0 when every check passed.
+By default it opens the smallest notebook that holds both of notebook 02's widgets: 02's own parameters,
+imports and beta-slider cells, and a compare panel over the models a course run saved in `<outputs>/models`
+(01's SFT and 02's DPO model; the embedded model stands in for a missing one), so nothing is trained again.
+`--notebook` opens a whole course notebook instead. JupyterLab runs on loopback with a random token, on a copy
+(autosave never touches the course); every cell runs from the Run menu, then the beta slider is dragged and the
+compare panel's Generate pressed, and the rendered output must change. Screenshots go to `<outputs>/browser/`.
+Exit status 0 when every check passed.
 
 Usage: python tools/browser_check.py [--notebook 02_dpo.ipynb|PATH] [--timeout 480]
 Chromium: `SMOLKIT_CHROMIUM=/path/to/chrome`, else `chromium` on PATH (Debian: apt-get install chromium).
@@ -271,21 +274,53 @@ def check_compare_panel(page, shots: Path) -> dict:
     return {"columns": columns, "prompt_shown": new_prompt}
 
 
-def check_notebook(notebook: str = "02_dpo.ipynb", timeout: float = 480, outputs: Path | None = None) -> dict:
-    """Open `notebook` in JupyterLab in headless Chromium, run it, work its widgets; return what was measured."""
+WIDGETS_NOTEBOOK = "02_widgets.ipynb"
+# 02's cells that the widgets need, found by what they contain: parameters, imports, the beta slider.
+WIDGET_CELLS = ("PROFILE = ", "from smolkit.widgets import", "show_beta_explorer(BETA)")
+COMPARE_SAVED_MODELS = """# The models the course saved (01: SFT, 02: DPO); the embedded one stands in for one missing.
+from smolkit.widgets import saved_models
+
+models = saved_models(("sft", "dpo"))
+if len(models) < 2:
+    models = saved_models(("embedded", "sft", "dpo"))
+show_compare(models, prompt="Answer yes or no: is fire cold?", max_new_tokens=P.max_new_tokens)"""
+
+
+def widgets_notebook(source: Path) -> dict:
+    """Notebook 02's widget cells alone, plus a compare panel over the saved models: nothing to train."""
+    nb = json.loads(source.read_text(encoding="utf-8"))
+    cells = [c for c in nb["cells"] if c["cell_type"] == "code"
+             and any(key in "".join(c["source"]) for key in WIDGET_CELLS)]
+    found = ["".join(c["source"]) for c in cells]
+    missing = [key for key in WIDGET_CELLS if not any(key in text for text in found)]
+    if missing:
+        raise BrowserCheckError(f"{source.name} has no cell containing {missing}: the widget notebook cannot be built")
+    title = {"cell_type": "markdown", "metadata": {}, "source": [f"# The widgets of {source.name}, on saved models"]}
+    compare = {"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [],
+               "source": COMPARE_SAVED_MODELS.splitlines(keepends=True)}
+    return {**nb, "cells": [title, *cells, compare]}
+
+
+def check_notebook(notebook: str | None = None, timeout: float = 480, outputs: Path | None = None) -> dict:
+    """Open `notebook` (default: 02's widgets on saved models) in JupyterLab in Chromium, run it, work its widgets."""
     from playwright.sync_api import sync_playwright
 
     sys.path.insert(0, str(ROOT))
     from smolkit.paths import outputs_dir
 
     chromium = find_chromium()
-    shots = (outputs or outputs_dir()) / "browser"
+    outputs = outputs or outputs_dir()
+    shots = outputs / "browser"
     lab_root, run_outputs = shots / "lab", shots / "run-outputs"
     shutil.rmtree(lab_root, ignore_errors=True)
     lab_root.mkdir(parents=True)
-    source = Path(notebook) if Path(notebook).is_file() else ROOT / "notebooks" / notebook
-    notebook = source.name
-    shutil.copy(source, lab_root / notebook)  # a copy: the course's file stays untouched (no autosave there)
+    if notebook is None:  # reads the saved models, writes nothing: it may run on the course's outputs
+        notebook, run_outputs = WIDGETS_NOTEBOOK, outputs
+        (lab_root / notebook).write_text(json.dumps(widgets_notebook(ROOT / "notebooks" / "02_dpo.ipynb"), indent=1))
+    else:
+        source = Path(notebook) if Path(notebook).is_file() else ROOT / "notebooks" / notebook
+        notebook = source.name
+        shutil.copy(source, lab_root / notebook)  # a copy: the course's file stays untouched (no autosave there)
     env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}  # the kernel uses the inline backend
     env.update(SMOLKIT_PROFILE="smoke", SMOLKIT_OUTPUTS=str(run_outputs), HF_HUB_OFFLINE="1",
                HF_DATASETS_OFFLINE="1", TOKENIZERS_PARALLELISM="false", PYTHONPATH=str(ROOT))
@@ -317,8 +352,9 @@ def check_notebook(notebook: str = "02_dpo.ipynb", timeout: float = 480, outputs
                 page.screenshot(path=str(shots / f"{Path(notebook).stem}.png"))
         finally:
             browser.close()
-            shutil.rmtree(run_outputs / "models", ignore_errors=True)  # 0.5 GB per model, not needed after
-            shutil.rmtree(run_outputs / "checkpoints", ignore_errors=True)
+            if run_outputs != outputs:  # a whole notebook trained its own models: 0.5 GB each, not needed after
+                shutil.rmtree(run_outputs / "models", ignore_errors=True)
+                shutil.rmtree(run_outputs / "checkpoints", ignore_errors=True)
     report["total_s"] = round(time.monotonic() - start, 1)
     (shots / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
@@ -327,7 +363,7 @@ def check_notebook(notebook: str = "02_dpo.ipynb", timeout: float = 480, outputs
 def main(argv: list[str]) -> int:
     """Command line: run the check and print what was measured."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--notebook", default="02_dpo.ipynb")
+    parser.add_argument("--notebook", default=None, help="a course notebook to open whole (default: 02's widgets)")
     parser.add_argument("--timeout", type=float, default=480, help="seconds allowed for running all cells")
     args = parser.parse_args(argv)
     try:
