@@ -18,10 +18,11 @@ export HF_DATASETS_OFFLINE := $(HF_HUB_OFFLINE)
 export TOKENIZERS_PARALLELISM := false
 export PYTHONHASHSEED := 0
 export PYTHONUNBUFFERED := 1
-export MPLBACKEND := Agg
+# Kernels draw with Jupyter's inline backend, so every figure lands in the executed notebook.
+unexport MPLBACKEND
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup run test bench lab browser lint lock clean distclean
+.PHONY: setup run test bench drift lab browser gpu-check lint lock clean distclean
 
 setup: $(STAMP)
 
@@ -54,9 +55,15 @@ test: setup browser
 bench: setup
 	$(PY) tools/bench.py $(BENCH_ARGS)
 
+# Drift check: every notebook at the smoke profile in a second environment, .venv-drift, with the newest
+# transformers, trl, accelerate, peft and datasets the package index serves (the rest as pinned). Not part of
+# `make test`. Prints a table (also outputs/drift/drift.md); fails when a notebook does. DRIFT_ARGS="--timeout 900".
+drift:
+	$(PYTHON) tools/drift.py --python $(PYTHON) $(DRIFT_ARGS)
+
 # JupyterLab on the course's environment (its Python 3 kernel), in notebooks/, with inline plots.
 lab: setup
-	env -u MPLBACKEND $(VENV)/bin/jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
 
 # The browser test (tests/test_browser.py) drives JupyterLab in headless Chromium: $SMOLKIT_CHROMIUM, or chromium
 # on PATH; as root it is installed from Debian's packages (browser downloads are not used).
@@ -70,6 +77,11 @@ browser:
 	  echo "The browser test needs Chromium: install it (Debian/Ubuntu: sudo apt-get install chromium)" \
 	       "or set SMOLKIT_CHROMIUM=/path/to/chrome" >&2; exit 1; \
 	fi
+
+# On a CUDA machine: 01 and 02 on the GPU, then device, weight dtype, precision flags, loss, held-out metrics,
+# tokens/s and peak memory against the estimate (tools/gpu_check.py). Without a CUDA device it stops at once.
+gpu-check:
+	bash tools/gpu_check.sh
 
 lint: setup
 	$(VENV)/bin/ruff check smolkit tests tools notebooks

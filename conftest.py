@@ -6,6 +6,8 @@
   `notebook_outputs`, which read what the notebooks wrote.
 * nbval keeps no executed notebook, so each executed cell's outputs are written to
   `outputs/test/notebooks/<name>.ipynb` as it finishes: one executed copy per notebook, as `make run` writes.
+* Before the notebooks run, what an earlier session wrote (metrics, models, the evaluation cache) is removed, so
+  every generation and score is computed in this session (03 still finds what 01 and 02 cached in it).
 * At the end the trained models and checkpoints are deleted (0.5 GB per model); metrics and notebooks stay.
 """
 
@@ -27,9 +29,10 @@ KEPT = {"SMOLKIT_CACHE", "SMOLKIT_CHROMIUM", "SMOLKIT_BROWSER_TIMEOUT"}
 # Set before transformers, huggingface_hub or datasets are imported (they read these once, at import).
 for _name in [n for n in os.environ if n.startswith("SMOLKIT_") and n not in KEPT]:
     del os.environ[_name]
+os.environ.pop("MPLBACKEND", None)  # notebook kernels draw inline, so every figure lands in the executed copy
 os.environ.update({
     "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",  # a test lifts them itself
-    "TOKENIZERS_PARALLELISM": "false", "MPLBACKEND": "Agg",
+    "TOKENIZERS_PARALLELISM": "false",
     "SMOLKIT_PROFILE": "smoke", "SMOLKIT_OUTPUTS": str(OUTPUTS),
 })
 
@@ -51,7 +54,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     first = [i for i in items if not _is_notebook_cell(i) and i not in after]
     items[:] = first + cells + after
     if cells:  # the notebooks run in this session: nothing a previous session wrote may pass for their output
-        for stale in ("metrics", "notebooks", "models", "checkpoints", "configs"):
+        for stale in ("metrics", "notebooks", "models", "checkpoints", "configs", "cache"):
             shutil.rmtree(OUTPUTS / stale, ignore_errors=True)
 
 

@@ -21,10 +21,40 @@ def pick_device() -> str:
 
 
 def pick_dtype(device: str) -> torch.dtype:
-    """The weight dtype for a device: bf16 (or fp16) on CUDA, fp32 on MPS and CPU."""
+    """The weight dtype for inference only: bf16 (or fp16) on CUDA, fp32 on MPS and CPU; training weights stay fp32."""
     if device.startswith("cuda"):
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return torch.float32
+
+
+def mixed_precision(device: str) -> dict[str, bool]:
+    """The SFTConfig/DPOConfig precision flags for fp32 weights on a device: bf16, or fp16 with loss scaling.
+
+    CUDA: bf16 where the GPU has it (Ampere and newer), else fp16, which the Trainer pairs with a loss scaler
+    (accelerate's `Accelerator.__init__`: `mixed_precision == "fp16"` on a non-CPU device makes a GradScaler).
+    CPU: bf16 only where `bf16_training` measures it faster. MPS: off. accelerate 1.15 accepts fp16 autocast on
+    MPS with torch >= 2.5 and bf16 with torch >= 2.6 (same function), but the course has not measured either there.
+    """
+    if device.startswith("cuda"):
+        bf16 = torch.cuda.is_bf16_supported()
+        return {"bf16": bf16, "fp16": not bf16}
+    return {"bf16": device.startswith("cpu") and bf16_training(device), "fp16": False}
+
+
+def device_name(device: str) -> str:
+    """A readable name of the device: the GPU's model, 'Apple MPS', or the CPU's model name."""
+    if device.startswith("cuda"):
+        return torch.cuda.get_device_name(torch.device(device))
+    if device.startswith("mps"):
+        return "Apple MPS"
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return f"CPU: {line.split(':', 1)[1].strip()}"
+    except OSError:
+        pass
+    return f"CPU: {platform.processor() or platform.machine()}"
 
 
 def cpu_flags() -> set[str]:
@@ -69,15 +99,22 @@ def describe() -> dict[str, Any]:
 
 
 def matmul_gflops(dtype: torch.dtype = torch.float32, device: str = "cpu", size: int = 2048,
-                  seconds: float = 0.5) -> float:
-    """Measured matrix-multiply speed in GFLOP/s: the practical peak that training is compared with."""
+                  seconds: float = 0.5, max_runs: int = 50) -> float:
+    """Measured matrix-multiply speed in GFLOP/s: the practical peak that training is compared with.
+
+    The time is capped: at most `max_runs` timed products, none after `seconds`, and when the warm-up product
+    alone takes ten times `seconds` (bf16 emulated on a CPU without bf16 instructions) it is the measurement.
+    """
     a = torch.randn(size, size, device=device).to(dtype)
     b = torch.randn(size, size, device=device).to(dtype)
-    for _ in range(2):  # warm-up: kernels chosen, caches filled
-        a @ b
+    start = time.perf_counter()
+    a @ b  # warm-up: kernels chosen, caches filled
     _sync(device)
+    warm_up = time.perf_counter() - start
+    if warm_up > 10 * seconds:  # a slow format: more runs would take minutes and say the same
+        return 2 * size**3 / warm_up / 1e9
     runs, start = 0, time.perf_counter()
-    while runs < 3 or time.perf_counter() - start < seconds:
+    while runs < max_runs and (runs < 3 or time.perf_counter() - start < seconds):
         a @ b
         runs += 1
         _sync(device)

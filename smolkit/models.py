@@ -16,7 +16,7 @@ from urllib.parse import urlparse
 
 import torch
 
-from smolkit.hardware import pick_device, pick_dtype
+from smolkit.hardware import pick_device
 from smolkit.paths import HUB_ID, atomic_dir, cache_dir, hub_offline
 
 EMBEDDED = "embedded"
@@ -151,14 +151,18 @@ def _offline_hint(name: str, why: str) -> ModelLoadError:
 
 def load_model(name: str = EMBEDDED, *, device: str | None = None, dtype: torch.dtype | None = None,
                **overrides: Any) -> tuple[Any, Any]:
-    """Load (model, tokenizer) from 'embedded', a local folder or a hub id, on the best device."""
+    """Load (model, tokenizer) from 'embedded', a local folder or a hub id, on the best device, with fp32 weights.
+
+    fp32 weights are what training needs on every device: mixed precision comes from the config
+    (`smolkit.hardware.mixed_precision`). Pass `dtype=pick_dtype(device)` for half-precision inference only.
+    """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     kind, location = resolve_model(name)
     if kind == "hub" and not hub_offline() and not _hub_reachable():
         raise _offline_hint(name, "the hub is unreachable from this machine")
     device = device or pick_device()
-    dtype = dtype or pick_dtype(device)
+    dtype = dtype or torch.float32
     kwargs = {"dtype": dtype, "use_safetensors": True, **overrides}
     try:
         tokenizer = AutoTokenizer.from_pretrained(location)
@@ -195,9 +199,16 @@ def count_parameters(model: Any, trainable_only: bool = False) -> int:
 
 
 
-def save_model(model: Any, tokenizer: Any, path: str | os.PathLike) -> Path:
-    """Save model (safetensors) and tokenizer to `path` atomically: a crash never leaves half a model there."""
+def save_model(model: Any, tokenizer: Any, path: str | os.PathLike, recipe: dict[str, Any] | None = None) -> Path:
+    """Save model (safetensors), tokenizer and its training recipe (recipe.json) to `path` atomically.
+
+    A crash never leaves half a model there, nor weights beside another run's recipe (`smolkit.recipes`).
+    """
+    from smolkit.recipes import write_recipe
+
     with atomic_dir(path) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
+        if recipe is not None:
+            write_recipe(tmp, recipe)
     return Path(path)

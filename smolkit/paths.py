@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import numbers
 import os
 import re
 import shutil
@@ -77,10 +79,24 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return path
 
 
+def json_safe(value: Any) -> Any:
+    """`value` with every NaN or infinity as None (JSON has neither) and numpy numbers as plain ones."""
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return int(value)
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return float(value) if math.isfinite(value) else None
+    return value
+
+
 def save_metrics(name: str, metrics: dict[str, Any]) -> Path:
-    """Write a notebook's measured numbers to `outputs/metrics/<name>.json`, atomically."""
+    """Write measured numbers to `outputs/metrics/<name>.json` as strict JSON (null for NaN), atomically."""
     path = outputs_dir() / "metrics" / f"{name}.json"
-    return atomic_write_text(path, json.dumps(metrics, indent=2, sort_keys=True, default=float) + "\n")
+    text = json.dumps(json_safe(metrics), indent=2, sort_keys=True, allow_nan=False, default=float)
+    return atomic_write_text(path, text + "\n")
 
 
 def checkpoints(output_dir: str | os.PathLike) -> list[Path]:

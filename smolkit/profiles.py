@@ -24,13 +24,15 @@ class Profile:
     max_new_tokens: int  # generation length for evaluation
     logging_steps: int
     save_steps: int
+    train_rows: int | None = None  # training rows the notebooks use (None: all); smoke: enough for its steps x batch
 
 
 PROFILES: dict[str, Profile] = {
-    # For tests: every notebook runs end to end in well under two minutes on 2 CPU cores.
+    # For tests: every notebook end to end, as small as a correctness check needs. save_steps lies beyond its
+    # steps, so no 1.5 GB checkpoint is written (resuming from one is tested in tests/test_resume.py).
     "smoke": Profile("smoke", sft_steps=2, dpo_steps=2, sft_batch_size=2, dpo_batch_size=2,
                      sft_learning_rate=5e-5, dpo_learning_rate=1e-6, eval_size=4, show_size=2, max_new_tokens=16,
-                     logging_steps=1, save_steps=2),
+                     logging_steps=1, save_steps=1000, train_rows=4),
     # A laptop CPU finishes each notebook in minutes, with measurable effects. The batch shapes are the
     # measured fast ones (make bench): the guide's 480 SFT and 160 DPO examples in fewer, larger steps, at
     # the guide's learning rates. Held-out metrics stayed within a question of the smaller batches (SFT 30 x 16
@@ -45,10 +47,10 @@ PROFILES: dict[str, Profile] = {
 }
 
 
-# What an override may be: whole numbers with their minimum (eval_size may also stay None in a profile), and
+# What an override may be: whole numbers with their minimum (eval_size and train_rows may also stay None), and
 # learning rates in (0, MAX_LEARNING_RATE], a guard against typos: the guide uses 5e-5 (SFT) and 1e-6 (DPO).
 MINIMUMS = {"sft_steps": 1, "dpo_steps": 1, "sft_batch_size": 1, "dpo_batch_size": 1, "eval_size": 1, "show_size": 0,
-            "max_new_tokens": 1, "logging_steps": 1, "save_steps": 1}
+            "max_new_tokens": 1, "logging_steps": 1, "save_steps": 1, "train_rows": 1}
 LEARNING_RATES = ("sft_learning_rate", "dpo_learning_rate")
 MAX_LEARNING_RATE = 1e-2
 

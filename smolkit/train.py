@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from smolkit.hardware import bf16_training
+from smolkit.hardware import mixed_precision
 from smolkit.profiles import PROFILES
 
 STAGES = ("sft", "dpo")
@@ -90,7 +90,7 @@ def recommended_settings(stage: str, device: str) -> dict[str, Any]:
     _config_class(stage)
     cuda = device.startswith("cuda")
     settings: dict[str, Any] = {
-        "bf16": bf16_training(device),  # measured: on by default on GPUs, on CPUs only where bf16 matmuls win
+        **mixed_precision(device),  # bf16 on GPUs that have it, else fp16; on CPUs bf16 only where it measures faster
         "activation_checkpointing": False,  # recomputing activations costs ~30% time; 135M fits without it
         "dataloader_num_workers": 2 if cuda else 0,  # on a 2-core CPU, workers steal the cores training needs
         "dataloader_pin_memory": cuda,
@@ -381,13 +381,12 @@ def setup_for(target: str, params: int, shape: dict[str, int], memory_gib: float
     precision = TARGETS[target]["precision"]
     if precision == "cpu":
         precision = "bf16" if cpu_bf16 else "fp32"
-    weight_bytes = 2 if gpu and params > 1e9 else 4
     budget = 0.8 * memory_gib * 1024  # leave a fifth for the runtime, the allocator and the data
     batch = 8 if not gpu else (32 if params < 1e9 else 8) if memory_gib >= 40 else (16 if params < 1e9 else 2)
     tokens_per_batch = batch * tokens_per_example
     full = estimate_memory(params, params, tokens_per_batch, weight_bytes=4, reference_copy=True, **shape)
     lora_trainable = int(params * 0.01)
-    lora = estimate_memory(params, lora_trainable, tokens_per_batch, weight_bytes=weight_bytes, **shape)
+    lora = estimate_memory(params, lora_trainable, tokens_per_batch, weight_bytes=4, **shape)  # fp32, as trained
     reasons = [f"full fine-tuning needs about {full['total'] / 1024:.1f} GiB for DPO with a reference copy "
                f"({full['total'] - full['reference']:.0f} MiB without it); the budget is {budget / 1024:.1f} GiB"]
     use_lora = full["total"] - full["reference"] > budget

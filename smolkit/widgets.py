@@ -222,17 +222,19 @@ def show_compare(models: dict[str, tuple[Any, Any]], prompt: str = DEFAULT_PROMP
 
 
 def saved_models(names: tuple[str, ...] = ("embedded", "sft", "dpo")) -> dict[str, tuple[Any, Any]]:
-    """Load the course's models that exist: 'embedded' (the starting model) and outputs/models/<name>."""
+    """The course's saved models, for generation only (half precision on a GPU): the start and outputs/models/<name>."""
+    from smolkit.hardware import pick_device, pick_dtype
     from smolkit.models import load_model
     from smolkit.paths import outputs_dir
 
+    device = pick_device()
     found: dict[str, tuple[Any, Any]] = {}
     for name in names:
         folder = outputs_dir() / "models" / name
         if name == "embedded":
-            found["start (embedded instruct)"] = load_model("embedded")
+            found["start (embedded instruct)"] = load_model("embedded", device=device, dtype=pick_dtype(device))
         elif folder.is_dir():
-            found[name.upper()] = load_model(str(folder))
+            found[name.upper()] = load_model(str(folder), device=device, dtype=pick_dtype(device))
     return found
 
 

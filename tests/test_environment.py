@@ -36,3 +36,35 @@ def test_an_exported_offline_switch_and_empty_caches_break_nothing(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     passed = re.search(r"(\d+) passed", proc.stdout)
     assert passed and int(passed.group(1)) >= len(SENSITIVE) and "skipped" not in proc.stdout
+
+
+def _tree(folder: Path) -> dict[str, tuple[int, int]]:
+    """Every file under `folder` with its size and modification time."""
+    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_read_only_copy_of_data_loads_the_same_rows_and_is_not_written(tmp_path, monkeypatch):
+    """A checkout on a read-only mount: every loader reads, none writes beside the data (checked also as root)."""
+    import shutil
+
+    import smolkit.data as data
+
+    copy = tmp_path / "data"
+    shutil.copytree(REPO / "data", copy)
+    for path in [copy, *copy.rglob("*")]:
+        path.chmod(0o555 if path.is_dir() else 0o444)
+    before = _tree(copy)
+    expected = {(kind, split): loader(split=split).to_list() for kind, loader in (("sft", data.load_sft),
+                ("dpo", data.load_preferences)) for split in ("train", "test")}
+    monkeypatch.setattr(data, "data_dir", lambda: copy)
+    try:
+        for (kind, split), rows in expected.items():
+            loader = data.load_sft if kind == "sft" else data.load_preferences
+            assert loader(split=split).to_list() == rows, (kind, split)
+        assert len(data.load_sft(copy / "samples" / "guide_format_sft.jsonl")) > 0
+        assert len(data.load_preferences(copy / "samples" / "guide_format_preferences.jsonl")) > 0
+        assert _tree(copy) == before, "a loader wrote into the data folder"
+    finally:
+        for path in [copy, *copy.rglob("*")]:
+            path.chmod(0o755 if path.is_dir() else 0o644)

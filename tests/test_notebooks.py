@@ -6,6 +6,7 @@ read the metrics, models and executed copies it left under `outputs/test/`.
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -193,3 +194,20 @@ def test_each_notebook_left_one_executed_copy_with_every_cell_run(path):
     errors = [o for c in cells for o in c["outputs"] if o["output_type"] == "error"]
     assert not errors, errors[0]["ename"] + ": " + errors[0]["evalue"]
     assert json.loads(copy.read_text())["metadata"]["kernelspec"]["name"]  # a notebook file Jupyter opens
+
+
+# A call that draws a figure: pandas/matplotlib plotting, or the course's own plotting helpers.
+DRAWS = re.compile(r"\.plot[.(]|\bplt\.|\b(training_curves|variant_chart|dpo_loss_curves|pipeline_diagram|"
+                   r"show_beta_explorer)\(")
+
+
+@pytest.mark.notebook_outputs
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_every_figure_a_cell_draws_is_in_the_executed_notebook(path):
+    copy = outputs_dir() / "notebooks" / path.name
+    assert copy.is_file(), f"no executed copy of {path.name}"
+    cells = [c for c in json.loads(copy.read_text())["cells"] if c["cell_type"] == "code"]
+    drawing = [c for c in cells if DRAWS.search("".join(c["source"]))]
+    missing = [i for i, c in enumerate(cells) if c in drawing
+               and not any("image/png" in o.get("data", {}) for o in c["outputs"])]
+    assert not missing, f"{path.name}: code cells {missing} draw a figure that the executed notebook lacks"

@@ -24,3 +24,15 @@ def test_report_collects_every_notebook_in_order(tmp_path, monkeypatch):
 
 def test_empty_report_says_what_to_do(tmp_path):
     assert "make run" in build_report(tmp_path)
+
+
+def test_metrics_are_strict_json_with_null_for_nan(tmp_path, monkeypatch):
+    import numpy as np
+
+    monkeypatch.setenv("SMOLKIT_OUTPUTS", str(tmp_path))
+    path = save_metrics("03_pipeline", {"peak": float("nan"), "ratio": np.float32(0.5), "n": np.int64(3),
+                                        "rows": [float("inf"), 1.0], "ok": True})
+    text = path.read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    strict = json.loads(text, parse_constant=lambda name: (_ for _ in ()).throw(ValueError(name)))
+    assert strict == {"peak": None, "ratio": 0.5, "n": 3, "rows": [None, 1.0], "ok": True}

