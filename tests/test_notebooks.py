@@ -184,12 +184,18 @@ def test_colab_cell_does_nothing_outside_colab(tmp_path):
     assert os.getcwd() == before and "google.colab" not in sys.modules
 
 
+def executed_code_cells(path: Path) -> list[dict]:
+    """The code cells of the executed copy this session wrote of notebook `path`."""
+    copy = outputs_dir() / "notebooks" / path.name
+    assert copy.is_file(), f"no executed copy of {path.name}: nbval did not run it in this session"
+    return [c for c in json.loads(copy.read_text())["cells"] if c["cell_type"] == "code"]
+
+
 @pytest.mark.notebook_outputs
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_each_notebook_left_one_executed_copy_with_every_cell_run(path):
+    cells = executed_code_cells(path)
     copy = outputs_dir() / "notebooks" / path.name
-    assert copy.is_file(), f"no executed copy of {path.name}: nbval did not run it in this session"
-    cells = [c for c in json.loads(copy.read_text())["cells"] if c["cell_type"] == "code"]
     assert all(c["execution_count"] for c in cells), "a cell was not executed"
     errors = [o for c in cells for o in c["outputs"] if o["output_type"] == "error"]
     assert not errors, errors[0]["ename"] + ": " + errors[0]["evalue"]
@@ -204,10 +210,6 @@ DRAWS = re.compile(r"\.plot[.(]|\bplt\.|\b(training_curves|variant_chart|dpo_los
 @pytest.mark.notebook_outputs
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_every_figure_a_cell_draws_is_in_the_executed_notebook(path):
-    copy = outputs_dir() / "notebooks" / path.name
-    assert copy.is_file(), f"no executed copy of {path.name}"
-    cells = [c for c in json.loads(copy.read_text())["cells"] if c["cell_type"] == "code"]
-    drawing = [c for c in cells if DRAWS.search("".join(c["source"]))]
-    missing = [i for i, c in enumerate(cells) if c in drawing
+    missing = [i for i, c in enumerate(executed_code_cells(path)) if DRAWS.search("".join(c["source"]))
                and not any("image/png" in o.get("data", {}) for o in c["outputs"])]
     assert not missing, f"{path.name}: code cells {missing} draw a figure that the executed notebook lacks"
