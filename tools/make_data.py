@@ -9,8 +9,11 @@ random.Random seeded with SEED plus a fixed label, and nothing depends on set or
 How train and test are kept apart:
   * numbers: a number belongs to the test split when its last non-zero digit is 3 or 7 (3, 17, 30, 4.7),
     otherwise to train; every number written in an arithmetic or unit-conversion prompt follows that rule;
-  * facts: whole entities (a country, an element, a planet, a misc fact) are assigned to one split;
-  * hand-written items (conversations, how-to answers, preference texts) are assigned to one split each.
+  * unit conversions: a conversion (a quantity in two units) belongs to test when either of its two numbers
+    is a test number, so train never asks the reverse of a test question ("9 weeks in days" / "63 days in weeks");
+  * topics: every hand-written item and every fact entity has a topic (data/source/*: the `topic` field, else the
+    entity's name), and whole topics are assigned to one split, across SFT and DPO ("Tell me a joke." and
+    "Make me laugh." share the topic "jokes", so they always land in the same split).
 Standard library only, so it runs with any Python 3.10+.
 """
 
@@ -25,10 +28,13 @@ from pathlib import Path
 SEED = 1352
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = ROOT / "data" / "source"
-TEST_FRACTION = 0.2  # share of each hand-written pool and fact table that goes to test
+TEST_FRACTION = 0.2  # share of each hand-written pool and fact table that goes to test (whole topics)
 SFT_ROWS = {"train": 640, "test": 150}  # hand-written rows plus verifiable rows up to this count
 DPO_PER_DIMENSION = {"train": 84, "test": 22}
 SPLITS = ("train", "test")
+POOLS = ("everyday", "howto", "explain", "multiturn", "misconceptions", "one_word", "bullets", "safety")
+FACT_TABLES = ("capitals", "elements", "planets", "misc")
+MAX_WORD_GAP = 1  # `correct` pairs: chosen and rejected differ by at most this many words
 
 # ---------------------------------------------------------------------------------------------
 # Small helpers
@@ -61,15 +67,43 @@ def cap(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-def split_pool(items: list, label: str) -> dict[str, list]:
-    """Assign whole items to train or test with a seeded shuffle (test gets TEST_FRACTION)."""
-    order = list(range(len(items)))
-    rng_for(f"split:{label}").shuffle(order)
-    n_test = round(len(items) * TEST_FRACTION)
-    test_ids = set(order[:n_test])
+def conversion_split(*numbers: int | Decimal | str) -> str:
+    """The split of a unit conversion: test when any of its numbers (question or answer) is a test number."""
+    return "test" if any(is_test_number(fmt(Decimal(n))) for n in numbers) else "train"
+
+
+def topic_of(item: dict) -> str:
+    """The topic of a source item: its `topic` field, else the entity it is about (country, element, planet)."""
+    return item.get("topic") or item.get("country") or item.get("name") or item["entity"]
+
+
+def split_by_topic(tables: dict[str, list[dict]]) -> dict[str, dict[str, list]]:
+    """Assign whole topics to train or test, across all tables at once.
+
+    Topics are visited in a seeded order; a topic goes to test while every table it has items in still has room
+    for them under its share (TEST_FRACTION of the table), otherwise to train. So a topic never straddles the splits,
+    and each table still gets about TEST_FRACTION of its items in test.
+    """
+    sizes: dict[str, dict[str, int]] = {}
+    for name, items in tables.items():
+        for item in items:
+            counts = sizes.setdefault(topic_of(item), {})
+            counts[name] = counts.get(name, 0) + 1
+    order = sorted(sizes)
+    rng_for("split:topics").shuffle(order)
+    room = {name: round(len(items) * TEST_FRACTION) for name, items in tables.items()}
+    test_topics = set()
+    for topic in order:
+        if all(n <= room[name] for name, n in sizes[topic].items()):
+            test_topics.add(topic)
+            for name, n in sizes[topic].items():
+                room[name] -= n
     return {
-        "train": [item for i, item in enumerate(items) if i not in test_ids],
-        "test": [item for i, item in enumerate(items) if i in test_ids],
+        name: {
+            "train": [x for x in items if topic_of(x) not in test_topics],
+            "test": [x for x in items if topic_of(x) in test_topics],
+        }
+        for name, items in tables.items()
     }
 
 
@@ -280,6 +314,29 @@ UNIT_QUESTIONS = [
     "What is {v} {frm} in {to}?",
     "How many {to} is {v} {frm}?",
 ]
+TEMPERATURE_QUESTIONS = {  # Celsius <-> Fahrenheit; these are the only unit questions that may use a symbol
+    "C": [
+        "What is {v} °C in Fahrenheit?",
+        "Convert {v} degrees Celsius to Fahrenheit.",
+        "How many degrees Fahrenheit is {v} °C?",
+    ],
+    "F": [
+        "What is {v} °F in Celsius?",
+        "Convert {v} degrees Fahrenheit to Celsius.",
+        "How many degrees Celsius is {v} °F?",
+    ],
+}
+# A common slip for the conversions whose factor is not a power of ten (used for wrong answers); the others
+# get a misplaced decimal point instead.
+WRONG_FACTORS = {
+    ("hours", "minutes"): Decimal(100),
+    ("minutes", "seconds"): Decimal(100),
+    ("days", "hours"): Decimal(12),
+    ("weeks", "days"): Decimal(5),
+    ("feet", "inches"): Decimal(10),
+    ("pounds", "ounces"): Decimal(12),
+    ("inches", "centimeters"): Decimal("2.5"),
+}
 
 
 def unit_answer(value: Decimal, word: str, symbol: str | None) -> str:
@@ -297,7 +354,7 @@ def nice_values(rng: random.Random) -> Decimal:
 
 
 def unit_item(rng: random.Random, split: str) -> dict:
-    """One unit-conversion question whose prompt number belongs to the split."""
+    """One unit-conversion question whose prompt number belongs to the split, as does the conversion itself."""
     if rng.random() < 0.12:
         return temperature_item(rng, split)
     while True:
@@ -315,7 +372,7 @@ def unit_item(rng: random.Random, split: str) -> dict:
             note = f"Divide by {fmt(factor)}, because one {SINGULAR[big]} is {fmt(factor)} {small}."
             if factor == Decimal("2.54"):
                 note = "Divide by 2.54, because one inch is exactly 2.54 centimeters."
-        if in_split(shown, split) and shown != 1:
+        if in_split(shown, split) and shown != 1 and conversion_split(shown, result) == split:
             break
     question = rng.choice(UNIT_QUESTIONS).format(v=fmt(shown), frm=frm, to=to)
     if rng.random() < 0.5:
@@ -327,6 +384,7 @@ def unit_item(rng: random.Random, split: str) -> dict:
         "value": result,
         "unit": to,
         "symbol": to_symbol,
+        "conversion": (big, small, shown, frm == big),
         "key": f"{frm}:{to}:{fmt(shown)}",
     }
 
@@ -336,33 +394,23 @@ def temperature_item(rng: random.Random, split: str) -> dict:
     while True:
         celsius = 5 * rng.randint(-8, 24)
         fahrenheit = celsius * 9 // 5 + 32
+        if conversion_split(celsius, fahrenheit) != split:
+            continue
         if rng.random() < 0.5 and in_split(celsius, split) and celsius:
-            question = rng.choice(
-                [
-                    "What is {v} °C in Fahrenheit?",
-                    "Convert {v} degrees Celsius to Fahrenheit.",
-                    "How many degrees Fahrenheit is {v} °C?",
-                ]
-            ).format(v=celsius)
             return {
-                "question": question,
+                "question": rng.choice(TEMPERATURE_QUESTIONS["C"]).format(v=celsius),
                 "answer": f"{fahrenheit} °F",
                 "value": None,
+                "temperature": ("C", celsius, fahrenheit),
                 "key": f"C:{celsius}",
                 "note": rng.choice([None, "Multiply by 9/5 and then add 32."]),
             }
         if in_split(fahrenheit, split) and fahrenheit:
-            question = rng.choice(
-                [
-                    "What is {v} °F in Celsius?",
-                    "Convert {v} degrees Fahrenheit to Celsius.",
-                    "How many degrees Celsius is {v} °F?",
-                ]
-            ).format(v=fahrenheit)
             return {
-                "question": question,
+                "question": rng.choice(TEMPERATURE_QUESTIONS["F"]).format(v=fahrenheit),
                 "answer": f"{celsius} °C",
                 "value": None,
+                "temperature": ("F", fahrenheit, celsius),
                 "key": f"F:{fahrenheit}",
                 "note": rng.choice([None, "Subtract 32 and then multiply by 5/9."]),
             }
@@ -378,7 +426,7 @@ def unit_chain(rng: random.Random, split: str) -> tuple[list[dict], str, str]:
     big, mid, small, f1, f2, s1, s2 = rng.choice(chains)
     while True:
         base = nice_values(rng)
-        if in_split(base, split):
+        if in_split(base, split) and conversion_split(base, base * f1, base * f1 * f2) == split:
             break
     first = rng.choice(UNIT_QUESTIONS).format(v=fmt(base), frm=big, to=mid)
     second = rng.choice([f"And how many {small} is that?", f"And in {small}?", f"What about in {small}?"])
@@ -430,34 +478,52 @@ def fact(
     }
 
 
+def neighbour(rng: random.Random, entries: list[dict], entry: dict, key: str) -> dict:
+    """The entry whose `key` (atomic number, planet position) is closest to this one's, ties broken at random."""
+    others = [x for x in entries if x is not entry]
+    gap = min(abs(x[key] - entry[key]) for x in others)
+    return rng.choice([x for x in others if abs(x[key] - entry[key]) == gap])
+
+
 def fact_items(facts: dict, split: str, rng: random.Random) -> list[dict]:
-    """All fact questions for the entities of one split (each entity gives one to three questions)."""
+    """All fact questions for the entities of one split (each entity gives one to three questions).
+
+    `wrong` is a plausible mistake for the rejected answer of a `correct` pair: a nearby city, a neighbouring
+    country's language, a neighbouring continent, a made-up symbol, the element or planet next to this one.
+    """
 
     def ask(kind: str, **values: str) -> str:
         return rng.choice(FACT_QUESTIONS[kind]).format(**values)
 
+    all_elements = facts["elements"]["train"] + facts["elements"]["test"]
+    all_planets = facts["planets"]["train"] + facts["planets"]["test"]
     items = []
     for c in facts["capitals"][split]:
         country = c["country"]
         items.append(fact("capital", country, ask("capital", c=country), c["capital"], c["note"], c["wrong"]))
         if c["continent"]:
             question = ask("continent", c=country, C=cap(country))
-            items.append(fact("continent", country, question, c["continent"]))
+            wrong = c["wrong_continent"] or facts["_wrong_continent"][c["continent"]]
+            items.append(fact("continent", country, question, c["continent"], wrong=wrong))
         if c["language"]:
-            items.append(fact("language", country, ask("language", c=country), c["language"]))
+            question = ask("language", c=country)
+            items.append(fact("language", country, question, c["language"], wrong=c["wrong_language"]))
     for e in facts["elements"][split]:
         name, symbol, number = e["name"], e["symbol"], e["number"]
         latin = f"It comes from the Latin name {e['latin']}." if e["latin"] else None
         items.append(fact("symbol", name, ask("symbol", n=name), symbol, latin, e["wrong"]))
-        items.append(fact("element", name, ask("element", s=symbol), name, latin))
+        wrong = neighbour(rng, all_elements, e, "number")["name"]
+        items.append(fact("element", name, ask("element", s=symbol), name, latin, wrong))
         if in_split(number, split):
-            note = f"Every {name} atom has {number} protons in its nucleus."
+            note = f"Every {name} atom has {number} proton{'' if number == 1 else 's'} in its nucleus."
             wrong = str(number + rng.choice([-1, 1]))
             items.append(fact("number", name, ask("number", n=name), str(number), note, wrong))
     for p in facts["planets"][split]:
-        items.append(fact("planet", p["name"], ask("planet", o=ORDINALS[p["position"] - 1]), p["name"]))
-        for question, note in p["questions"]:
-            items.append(fact("planet", p["name"], question, p["name"], note))
+        question = ask("planet", o=ORDINALS[p["position"] - 1])
+        wrong = neighbour(rng, all_planets, p, "position")["name"]
+        items.append(fact("planet", p["name"], question, p["name"], wrong=wrong))
+        for question, note, wrong in p["questions"]:
+            items.append(fact("planet", p["name"], question, p["name"], note, wrong))
     for m in facts["misc"][split]:
         items.append(fact("misc", m["entity"], m["question"], m["answer"], m["note"], m["wrong"]))
     return items
@@ -622,12 +688,12 @@ RAMBLE_ASIDES = [
     "There's actually a lot more that could be said about this. ",
     "I could go on about this for a while, to be honest. ",
 ]
-RAMBLE_CLOSERS = [
-    "I hope this helps! Let me know if you have any other questions.",
+RAMBLE_CLOSERS = [  # each ends the reply with a follow-up question
+    "I hope this helps! Do you have any other questions?",
     "Hopefully that makes sense! Is there anything else you'd like to know?",
-    "Feel free to ask if you want me to go into more detail!",
-    "Does that answer your question? I'm always happy to help!",
-    "Let me know what you think!",
+    "Would you like me to go into more detail?",
+    "I'm always happy to help! Does that answer your question?",
+    "What do you think?",
 ]
 DISMISSIVE = [
     "You can probably find that with a quick search online.",
@@ -701,31 +767,27 @@ def verifiable_item(rng: random.Random, split: str, facts: dict, fact_pool: list
     return category, unit_item(rng, split)
 
 
-def wrong_answer(rng: random.Random, category: str, item: dict, facts: dict, split: str) -> str:
-    """A plausible wrong answer for a verifiable item."""
+def wrong_answer(rng: random.Random, category: str, item: dict) -> str | None:
+    """A plausible wrong answer for a verifiable item, written like the right one (None when there is none)."""
     if category == "arithmetic":
         value = int(item["answer"])
-        return str(value + rng.choice([-10, -2, -1, 1, 2, 10]))
+        return str(value + rng.choice([d for d in (-10, -2, -1, 1, 2, 10) if value + d >= 0]))
     if category == "units":
-        if item.get("value") is None:  # temperature: forgot the +32 or -32 step
-            number, unit = item["answer"].split(" ")
-            return f"{int(number) + rng.choice([-32, 32])} {unit}"
-        wrong = item["value"] * rng.choice([Decimal(10), Decimal("0.1")])
+        if item.get("temperature"):  # the rough rule "double and add 30" (or "subtract 30 and halve")
+            frm, shown, right = item["temperature"]
+            wrong = Decimal(shown * 2 + 30) if frm == "C" else Decimal(shown - 30) / 2
+            if wrong == right:  # the rule happens to be exact here: forget the 32 instead
+                wrong = Decimal(right - 32) if frm == "C" else Decimal(shown - 32)
+            return f"{fmt(wrong)} {'°F' if frm == 'C' else '°C'}"
+        big, small, shown, multiply = item["conversion"]
+        slip = WRONG_FACTORS.get((big, small))
+        wrong = None
+        if slip:  # the right method with a commonly confused factor
+            wrong = shown * slip if multiply else shown / slip
+        if wrong is None or wrong != wrong.quantize(Decimal("0.01")) or wrong == item["value"]:
+            wrong = item["value"] * rng.choice([Decimal(10), Decimal("0.1")])  # a misplaced decimal point
         return unit_answer(wrong, item["unit"], item["symbol"])
-    if item["wrong"]:
-        return item["wrong"]
-    same_kind = [
-        x["answer"]
-        for x in facts["_items"][split]
-        if x["kind"] == item["kind"] and x["answer"] != item["answer"]
-    ]
-    if not same_kind:
-        same_kind = [
-            p["name"]
-            for p in facts["planets"]["train"] + facts["planets"]["test"]
-            if p["name"] != item["answer"]
-        ]
-    return rng.choice(sorted(set(same_kind)))
+    return item["wrong"]
 
 
 def format_rows(rng: random.Random, split: str, facts: dict, pools: dict) -> list[dict]:
@@ -746,7 +808,7 @@ def format_rows(rng: random.Random, split: str, facts: dict, pools: dict) -> lis
         else:
             first, second, third = b["bullets"]
             rejected = f"Good examples are {first.lower()}, {second.lower()} and {third.lower()}."
-        rows.append(dpo_row(prompt.format(t=b["topic"]), chosen, rejected, "format"))
+        rows.append(dpo_row(prompt.format(t=b["things"]), chosen, rejected, "format"))
     for w in pools["one_word"][split]:
         prompt = rng.choice(
             ["Answer in one word: {q}?", "One word only: {q}?", "{Q}? Reply with a single word."]
@@ -871,8 +933,10 @@ def build_dpo(split: str, facts: dict, pools: dict) -> list[dict]:
                 seen.update(keys)
                 rows.append(row)
 
-    safe = [
-        dpo_row(p, s["chosen"], s["rejected"], "safe") for s in pools["safety"][split] for p in s["prompts"]
+    safe = [  # each phrasing of a request has its own refusal and its own compliant-sounding reply
+        dpo_row(prompt, chosen, rejected, "safe")
+        for s in pools["safety"][split]
+        for prompt, chosen, rejected in zip(s["prompts"], s["chosen"], s["rejected"], strict=True)
     ]
     take(safe, "safe")
     take(format_rows(rng, split, facts, pools), "format")
@@ -880,17 +944,13 @@ def build_dpo(split: str, facts: dict, pools: dict) -> list[dict]:
     correct = [
         dpo_row(m["user"], m["chosen"], m["rejected"], "correct") for m in pools["misconceptions"][split]
     ]
-    while len(correct) < 3 * n:
+    while len(correct) < 3 * n:  # chosen and rejected are the same sentence with the right and a wrong answer
         category, item = verifiable_item(rng, split, facts, fact_pool)
-        note = item["note"] if rng.random() < 0.5 else None
+        wrong = wrong_answer(rng, category, item)
+        if wrong is None or abs(len(item["answer"].split()) - len(wrong.split())) > MAX_WORD_GAP:
+            continue  # no plausible mistake of about the same length (e.g. Hanoi / Ho Chi Minh City)
         correct.append(
-            dpo_row(
-                item["question"],
-                answer_text(item["answer"], note),
-                answer_text(wrong_answer(rng, category, item, facts, split)),
-                "correct",
-                item["key"],
-            )
+            dpo_row(item["question"], answer_text(item["answer"]), answer_text(wrong), "correct", item["key"])
         )
     take(correct, "correct")
 
@@ -1148,24 +1208,15 @@ GUIDE_SFT_SAMPLE = [
 
 
 def load_sources() -> tuple[dict, dict]:
-    """Read data/source/ and split every table and pool into train and test."""
+    """Read data/source/ and split every table and pool into train and test, by topic."""
     with open(SOURCE / "facts.json", encoding="utf-8") as f:
         raw = json.load(f)
-    facts = {table: split_pool(raw[table], table) for table in ("capitals", "elements", "planets", "misc")}
+    sources = {table: raw[table] for table in FACT_TABLES} | {name: read_jsonl(f"{name}.jsonl") for name in POOLS}
+    splits = split_by_topic(sources)
+    facts = {table: splits[table] for table in FACT_TABLES}
+    facts["_wrong_continent"] = raw["_wrong_continent"]
     facts["_items"] = {split: fact_items(facts, split, rng_for(f"facts:{split}")) for split in SPLITS}
-    pools = {
-        name: split_pool(read_jsonl(f"{name}.jsonl"), name)
-        for name in (
-            "everyday",
-            "howto",
-            "explain",
-            "multiturn",
-            "misconceptions",
-            "one_word",
-            "bullets",
-            "safety",
-        )
-    }
+    pools = {name: splits[name] for name in POOLS}
     return facts, pools
 
 
