@@ -141,24 +141,47 @@ def completion_logps(model: Any, tokenizer: Any, prompts: list[list[dict]], comp
     return torch.tensor(totals)
 
 
-def preference_accuracy(chosen: torch.Tensor, rejected: torch.Tensor,
-                        ref_chosen: torch.Tensor | None = None, ref_rejected: torch.Tensor | None = None) -> float:
-    """Share of pairs where chosen beats rejected: by log-probability, or by DPO's implicit reward with a reference."""
-    if ref_chosen is not None and ref_rejected is not None:
-        chosen, rejected = chosen - ref_chosen, rejected - ref_rejected
-    return float((chosen > rejected).float().mean())
+def completion_lengths(tokenizer: Any, prompts: list[list[dict]], completions: list[list[dict]]) -> torch.Tensor:
+    """Number of answer tokens of each completion, counted where `completion_logps` sums them."""
+    return torch.tensor([len(_completion_ids(tokenizer, p, c)[1]) for p, c in zip(prompts, completions)])
 
 
-def preference_table(dimensions: list[str | None], chosen: torch.Tensor, rejected: torch.Tensor,
-                     ref_chosen: torch.Tensor | None = None,
-                     ref_rejected: torch.Tensor | None = None) -> dict[str, float]:
-    """Preference accuracy overall and per dimension (see `preference_accuracy`)."""
-    table = {"overall": preference_accuracy(chosen, rejected, ref_chosen, ref_rejected)}
+def _by_dimension(dimensions: list[str | None], values: torch.Tensor) -> dict[str, float]:
+    """Mean of one value per pair, overall and per dimension."""
+    table = {"overall": float(values.float().mean())}
     for dim in sorted({d for d in dimensions if d is not None}):
-        idx = torch.tensor([i for i, d in enumerate(dimensions) if d == dim])
-        refs = (ref_chosen[idx], ref_rejected[idx]) if ref_chosen is not None else (None, None)
-        table[dim] = preference_accuracy(chosen[idx], rejected[idx], *refs)
+        table[dim] = float(values[torch.tensor([i for i, d in enumerate(dimensions) if d == dim])].float().mean())
     return table
+
+
+def preference_metrics(dimensions: list[str | None], chosen: torch.Tensor, rejected: torch.Tensor,
+                       chosen_tokens: torch.Tensor, rejected_tokens: torch.Tensor,
+                       ref_chosen: torch.Tensor | None = None, ref_rejected: torch.Tensor | None = None,
+                       beta: float = 0.1) -> dict[str, dict[str, float]]:
+    """Held-out preference measures, overall and per dimension, from summed answer log-probs.
+
+    logp_accuracy: chosen has the higher summed log-prob (favours the shorter answer);
+    logp_per_token_accuracy: the same per answer token (length-normalised);
+    with a reference, reward_accuracy: chosen's log-ratio to the reference beats rejected's (DPO's implicit reward;
+    it sees only the sign, so any move toward chosen counts), and mean_margin: the mean of
+    beta * (chosen's log-ratio - rejected's), TRL's `rewards/margins`, which shows the size of that move.
+    """
+    table = {
+        "logp_accuracy": _by_dimension(dimensions, chosen > rejected),
+        "logp_per_token_accuracy": _by_dimension(dimensions, chosen / chosen_tokens > rejected / rejected_tokens),
+    }
+    if ref_chosen is not None and ref_rejected is not None:
+        margin = beta * ((chosen - ref_chosen) - (rejected - ref_rejected))
+        table["reward_accuracy"] = _by_dimension(dimensions, margin > 0)
+        table["mean_margin"] = _by_dimension(dimensions, margin)
+    return table
+
+
+def shorter_answer_baseline(dimensions: list[str | None], chosen_tokens: torch.Tensor,
+                            rejected_tokens: torch.Tensor) -> dict[str, float]:
+    """Accuracy of always preferring the shorter answer (in tokens; a tie counts as a coin flip), per dimension."""
+    score = (chosen_tokens < rejected_tokens).float() + 0.5 * (chosen_tokens == rejected_tokens).float()
+    return _by_dimension(dimensions, score)
 
 
 FILLER_OPENERS = re.compile(r"^(sure|absolutely|of course|great question|what a great|ah,|oh,|okay, so|well,|"

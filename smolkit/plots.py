@@ -57,12 +57,17 @@ def side_by_side_html(columns: dict[str, Any]) -> str:
     return f"<table><tr>{head}</tr><tr>{cells}</tr></table>"
 
 
-def training_curves(log_history: list[dict], panels: list[str | tuple[str, ...]], title: str = "") -> Any:
+def training_curves(log_history: list[dict], panels: list[str | tuple[str, ...]], title: str = "",
+                    columns: int = 4) -> Any:
     """One panel per logged metric (a tuple of metrics shares a panel) from a Trainer's `state.log_history`."""
     groups = [(p,) if isinstance(p, str) else tuple(p) for p in panels]
     groups = [g for g in groups if any(k in row for row in log_history for k in g)]
-    fig, axes = plt.subplots(1, len(groups), figsize=(4.2 * len(groups), 3.2), squeeze=False)
-    for ax, group in zip(axes[0], groups):
+    cols = min(columns, len(groups))
+    rows = -(-len(groups) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
+    for ax in axes.flat[len(groups):]:
+        ax.set_visible(False)
+    for ax, group in zip(axes.flat, groups):
         for key in group:
             points = [(row["step"], row[key]) for row in log_history if key in row and "step" in row]
             ax.plot([s for s, _ in points], [v for _, v in points], marker="o", ms=3, label=key)

@@ -25,6 +25,8 @@ class Profile:
     logging_steps: int
     save_steps: int
     train_rows: int | None = None  # training rows the notebooks use (None: all); smoke: enough for its steps x batch
+    eval_steps: int = 10  # the trainer evaluates a held-out slice at the start and every eval_steps steps
+    curve_eval_size: int = 16  # held-out rows in that slice (conversations for SFT, pairs for DPO)
 
 
 PROFILES: dict[str, Profile] = {
@@ -32,25 +34,26 @@ PROFILES: dict[str, Profile] = {
     # steps, so no 1.5 GB checkpoint is written (resuming from one is tested in tests/test_resume.py).
     "smoke": Profile("smoke", sft_steps=2, dpo_steps=2, sft_batch_size=2, dpo_batch_size=2,
                      sft_learning_rate=5e-5, dpo_learning_rate=1e-6, eval_size=4, show_size=2, max_new_tokens=16,
-                     logging_steps=1, save_steps=1000, train_rows=4),
+                     logging_steps=1, save_steps=1000, train_rows=4, eval_steps=1, curve_eval_size=2),
     # A laptop CPU finishes each notebook in minutes, with measurable effects. The batch shapes are the
     # measured fast ones (make bench): the guide's 480 SFT and 160 DPO examples in fewer, larger steps, at
     # the guide's learning rates. Held-out metrics stayed within a question of the smaller batches (SFT 30 x 16
     # measured in notebook 01 against 60 x 8; DPO 40 x 4 in notebook 03 against 80 x 2): see the README.
     "default": Profile("default", sft_steps=30, dpo_steps=40, sft_batch_size=16, dpo_batch_size=4,
                        sft_learning_rate=5e-5, dpo_learning_rate=1e-6, eval_size=100, show_size=5, max_new_tokens=64,
-                       logging_steps=5, save_steps=20),
+                       logging_steps=5, save_steps=20, eval_steps=10, curve_eval_size=16),
     # The seed guide's settings, for a GPU.
     "full": Profile("full", sft_steps=1000, dpo_steps=500, sft_batch_size=4, dpo_batch_size=2,
                     sft_learning_rate=5e-5, dpo_learning_rate=1e-6, eval_size=None, show_size=8, max_new_tokens=128,
-                    logging_steps=10, save_steps=100),
+                    logging_steps=10, save_steps=100, eval_steps=50, curve_eval_size=64),
 }
 
 
 # What an override may be: whole numbers with their minimum (eval_size and train_rows may also stay None), and
 # learning rates in (0, MAX_LEARNING_RATE], a guard against typos: the guide uses 5e-5 (SFT) and 1e-6 (DPO).
 MINIMUMS = {"sft_steps": 1, "dpo_steps": 1, "sft_batch_size": 1, "dpo_batch_size": 1, "eval_size": 1, "show_size": 0,
-            "max_new_tokens": 1, "logging_steps": 1, "save_steps": 1, "train_rows": 1}
+            "max_new_tokens": 1, "logging_steps": 1, "save_steps": 1, "train_rows": 1, "eval_steps": 1,
+            "curve_eval_size": 1}
 LEARNING_RATES = ("sft_learning_rate", "dpo_learning_rate")
 MAX_LEARNING_RATE = 1e-2
 

@@ -19,10 +19,13 @@ from typing import Any
 RECIPE_FILE = "recipe.json"
 REUSE = "reuse"
 
-# Config fields that change where and how a run reports, never the weights it ends with.
+# Config fields that change where and how a run reports or evaluates, never the weights it ends with (evaluation
+# runs without gradients and draws nothing from the training data order's random generator).
 IGNORED_FIELDS = frozenset({"output_dir", "overwrite_output_dir", "report_to", "run_name", "project", "disable_tqdm",
-                            "resume_from_checkpoint", "push_to_hub", "skip_memory_metrics"})
-IGNORED_PREFIXES = ("logging_", "log_", "save_", "hub_", "trackio_")
+                            "resume_from_checkpoint", "push_to_hub", "skip_memory_metrics",
+                            "per_device_eval_batch_size", "prediction_loss_only", "do_eval", "do_predict",
+                            "batch_eval_metrics", "bf16_full_eval", "fp16_full_eval"})
+IGNORED_PREFIXES = ("logging_", "log_", "save_", "hub_", "trackio_", "eval_")
 VERSIONED = ("torch", "transformers", "trl")
 
 

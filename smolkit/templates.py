@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-# The seed guide's "Human: ... / Assistant: ..." template, corrected in three ways:
+# The seed guide's "Human: ... / Assistant: ..." template, corrected in four ways:
 #   1. `{% generation %}` markers around assistant text, so TRL's assistant_only_loss works;
 #   2. the EOS token closes every assistant turn, so the model learns to stop;
-#   3. system messages are rendered instead of silently dropped.
+#   3. system messages are rendered instead of silently dropped;
+#   4. the generation prompt ends in "Assistant:" without the trailing space, so the prompt's tokens are a prefix
+#      of prompt + answer (the space tokenizes with the answer's first word).
 GUIDE_TEMPLATE = (
     "{%- for message in messages %}"
     "{%- if message['role'] == 'system' %}"

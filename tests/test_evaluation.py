@@ -10,16 +10,17 @@ from smolkit import tiny_model, use_template
 from smolkit.evaluation import (
     Reply,
     _completion_ids,
+    completion_lengths,
     completion_logps,
     extract_answer,
     follows_format,
     follows_request,
     generate,
-    preference_accuracy,
-    preference_table,
+    preference_metrics,
     reply_measures,
     sentences,
     sft_metrics,
+    shorter_answer_baseline,
 )
 from smolkit.widgets import beta_summary, dpo_gradient_weight, dpo_loss
 
@@ -82,13 +83,32 @@ def test_reply_measures_by_dimension():
     assert math.isnan(m["format_request_kept"])
 
 
-def test_preference_accuracy_uses_the_reference_when_given():
+def test_preference_metrics_measure_the_same_thing_before_and_after():
     chosen, rejected = torch.tensor([-5.0, -9.0]), torch.tensor([-8.0, -4.0])
-    assert preference_accuracy(chosen, rejected) == 0.5
+    n_chosen, n_rejected = torch.tensor([5, 3]), torch.tensor([4, 2])
+    before = preference_metrics(["a", "b"], chosen, rejected, n_chosen, n_rejected)
+    assert set(before) == {"logp_accuracy", "logp_per_token_accuracy"}  # no reference: no reward measures
+    assert before["logp_accuracy"] == {"overall": 0.5, "a": 1.0, "b": 0.0}
+    # per token: a -1.0 vs -2.0 (chosen wins), b -3.0 vs -2.0 (rejected wins)
+    assert before["logp_per_token_accuracy"] == {"overall": 0.5, "a": 1.0, "b": 0.0}
     # Relative to the reference, both chosen answers gained and both rejected ones lost.
-    assert preference_accuracy(chosen, rejected, torch.tensor([-6.0, -10.0]), torch.tensor([-7.0, -3.0])) == 1.0
-    table = preference_table(["a", "b"], chosen, rejected)
-    assert table == {"overall": 0.5, "a": 1.0, "b": 0.0}
+    after = preference_metrics(["a", "b"], chosen, rejected, n_chosen, n_rejected,
+                               torch.tensor([-6.0, -10.0]), torch.tensor([-7.0, -3.0]), beta=0.1)
+    assert after["reward_accuracy"]["overall"] == 1.0
+    assert after["mean_margin"]["a"] == pytest.approx(0.1 * (1.0 + 1.0))  # beta * (gain of chosen + loss of rejected)
+    assert after["logp_accuracy"] == before["logp_accuracy"]  # the same quantity, whatever the reference
+
+
+def test_a_tiny_move_counts_fully_for_reward_accuracy_but_not_for_the_margin():
+    ref = torch.tensor([-10.0, -10.0])
+    moved = preference_metrics([None, None], ref + 1e-4, ref, torch.tensor([3, 3]), torch.tensor([3, 3]), ref, ref)
+    assert moved["reward_accuracy"]["overall"] == 1.0 and moved["mean_margin"]["overall"] < 1e-4
+    assert moved["logp_accuracy"]["overall"] == 1.0
+
+
+def test_shorter_answer_baseline_counts_ties_as_a_coin_flip():
+    table = shorter_answer_baseline(["a", "a", "b"], torch.tensor([3, 9, 4]), torch.tensor([5, 2, 4]))
+    assert table == {"overall": 0.5, "a": 0.5, "b": 0.5}
 
 
 @pytest.fixture(scope="module")
@@ -102,6 +122,15 @@ def test_completion_ids_split_like_dpo_trainer(tiny):
     prompt = [{"role": "user", "content": "What is 2+2?"}]
     p, c = _completion_ids(tok, prompt, [{"role": "assistant", "content": "The answer is 4."}])
     assert tok.decode(p).endswith("Assistant:") and tok.decode(c) == " The answer is 4.<|im_end|>"
+
+
+def test_completion_lengths_count_the_answer_tokens_that_are_scored(tiny):
+    _, tok = tiny
+    prompts = [[{"role": "user", "content": "What is 2+2?"}]] * 2
+    answers = [[{"role": "assistant", "content": "The answer is 4."}], [{"role": "assistant", "content": "4"}]]
+    lengths = completion_lengths(tok, prompts, answers)
+    assert lengths.tolist() == [len(_completion_ids(tok, p, a)[1]) for p, a in zip(prompts, answers)]
+    assert lengths[0] > lengths[1] > 0
 
 
 def test_completion_logps_match_a_direct_computation_and_ignore_padding(tiny):

@@ -28,8 +28,8 @@ def _metrics(first=2.5, last=1.9, **changes):
            {"train_runtime": 30.0, "step": 20}]
     m = {"device_name": "NVIDIA T4", "weights_dtype": "torch.float32", "bf16": False, "fp16": True,
          "log_history": log, "train_seconds": 30.0, "steps": 20, "peak_mib": 3000.0, "parameters": 134_515_008,
-         "before": {"format_compliance": 0.1, "preference_accuracy": 0.5},
-         "after": {"format_compliance": 0.9, "logp_preference_accuracy": 0.6}}
+         "before": {"format_compliance": 0.1, "logp_accuracy": 0.5},
+         "after": {"format_compliance": 0.9, "logp_accuracy": 0.6}}
     return {**m, **changes}
 
 

@@ -5,6 +5,7 @@ read the metrics, models and executed copies it left under `outputs/test/`.
 """
 
 import json
+import math
 import os
 import re
 import subprocess
@@ -71,22 +72,47 @@ def test_sft_notebook_records_before_and_after():
         assert 0 <= m[side]["format_compliance"] <= 1
     assert m["train_seconds"] > 0 and m["steps"] == 2
     assert "generation" in m["template_as_written_error"]  # TRL refused the guide's template as written
+    # evaluated on held-out conversations before the first step and after each (smoke: eval_steps=1)
+    assert [r["step"] for r in m["eval_log"]] == [0, 1, 2] and all(r["eval_loss"] > 0 for r in m["eval_log"])
 
 
 @pytest.mark.notebook_outputs
-def test_dpo_notebook_records_preference_accuracy():
+def test_dpo_notebook_records_the_same_measures_before_and_after():
     m = _metrics("02_dpo")
     assert m["start_model"] == "sft"  # 01 ran first and saved its model
+    dimensions = {"overall", "concise", "correct", "helpful", "safe", "format"}
     for side in ("before", "after"):
-        assert 0 <= m[side]["preference_accuracy"] <= 1
-        assert set(m[side]["by_dimension"]) <= {"overall", "concise", "correct", "helpful", "safe", "format"}
+        for key in ("logp_accuracy", "logp_per_token_accuracy"):
+            assert 0 <= m[side][key] <= 1 and m[side][key] == m[side]["by_dimension"][key]["overall"]
+            assert set(m[side]["by_dimension"][key]) <= dimensions
+    assert "reward_accuracy" not in m["before"]  # it needs a reference other than the model itself
+    assert 0 <= m["after"]["reward_accuracy"] <= 1 and isinstance(m["after"]["mean_margin"], float)
+    assert "overall" in m["shorter_answer_baseline"] and set(m["shorter_answer_baseline"]) <= dimensions
     assert m["train_seconds"] > 0 and m["beta"] == 0.1 and m["learning_rate"] == 1e-6
+
+
+@pytest.mark.notebook_outputs
+def test_dpo_by_hand_starts_at_ln2_and_matches_trl():
+    m = _metrics("02_dpo")["from_scratch"]
+    assert abs(m["initial_loss"] - math.log(2)) < 1e-6  # policy == reference: every margin is zero
+    assert m["max_abs_diff_vs_trl"] <= 1e-4
+    assert set(m["by_hand"]) == set(m["trl"]) >= {"loss", "rewards/chosen", "rewards/rejected", "rewards/margins"}
+
+
+@pytest.mark.notebook_outputs
+def test_dpo_evaluated_held_out_pairs_while_training():
+    log = _metrics("02_dpo")["eval_log"]
+    assert [r["step"] for r in log] == [0, 1, 2]
+    assert log[0]["eval_rewards/margins"] == 0  # at step 0 the policy is its reference
 
 
 @pytest.mark.notebook_outputs
 def test_pipeline_notebook_compares_four_variants_on_the_same_data():
     m = _metrics("03_pipeline")
     assert set(m["variants"]) == {"sft_then_dpo", "sft_only", "dpo_only", "start"}
+    for name, v in m["variants"].items():
+        assert 0 <= v["logp_per_token_accuracy"] <= 1
+        assert (v["mean_margin_vs_start"] is None) == (name == "start")
     assert m["eval_rows"] > 0 and m["eval_pairs"] > 0
     for name, v in m["variants"].items():
         for key in ("format_compliance", "preference_accuracy"):
@@ -213,3 +239,16 @@ def test_every_figure_a_cell_draws_is_in_the_executed_notebook(path):
     missing = [i for i, c in enumerate(executed_code_cells(path)) if DRAWS.search("".join(c["source"]))
                and not any("image/png" in o.get("data", {}) for o in c["outputs"])]
     assert not missing, f"{path.name}: code cells {missing} draw a figure that the executed notebook lacks"
+
+
+WARNING = re.compile(r"\b[A-Z]\w*Warning\b")  # FutureWarning, UserWarning, Pandas4Warning, ...
+
+
+@pytest.mark.notebook_outputs
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_no_warning_is_printed_in_the_executed_notebook(path):
+    found = [(i, WARNING.search(text).group()) for i, c in enumerate(executed_code_cells(path)) for o in c["outputs"]
+             for text in [o.get("text", "") if isinstance(o.get("text", ""), str) else "".join(o["text"])]
+             if WARNING.search(text)]
+    assert not found, f"{path.name}: code cells print warnings {found}: fix the cause, or silence a third-party one " \
+                      "narrowly with a comment naming it"

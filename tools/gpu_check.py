@@ -77,8 +77,7 @@ def rows(metrics: dict[str, dict], seconds: dict[str, float]) -> tuple[list[tupl
         ("loss first -> last", *(f"{log[n]['first']:.4f} -> {log[n]['last']:.4f}" for n in NOTEBOOKS)),
         ("held-out before -> after",
          f"format {sft['before']['format_compliance']:.2f} -> {sft['after']['format_compliance']:.2f}",
-         f"log-prob acc. {dpo['before']['preference_accuracy']:.2f} -> "
-         f"{dpo['after']['logp_preference_accuracy']:.2f}"),
+         f"log-prob acc. {dpo['before']['logp_accuracy']:.2f} -> {dpo['after']['logp_accuracy']:.2f}"),
         ("training tokens/s", *(f"{log[n]['tokens'] / metrics[n]['train_seconds']:.0f}" for n in NOTEBOOKS)),
         ("peak GPU MiB (estimate for the mean batch)", f"{sft['peak_mib']:.0f} ({estimate_mib(sft, 'sft'):.0f})",
          f"{dpo['peak_mib']:.0f} ({estimate_mib(dpo, 'dpo'):.0f})"),
