@@ -6,6 +6,12 @@ Writes DIR/sft/{train,test}.jsonl, DIR/dpo/{train,test}.jsonl and DIR/samples/*.
 the repo's data/ folder). The output is byte for byte reproducible: every random choice comes from a
 random.Random seeded with SEED plus a fixed label, and nothing depends on set or dict iteration order.
 
+All text comes from data/source/: the hand-written pools (*.jsonl) and fact tables (facts.json), the question
+templates (questions.json), the unit table (units.json), system prompts (system_prompts.json), the filler and
+dismissive replies of rejected answers (rejected_replies.json), the per-category specs of the `format` pairs
+(format_pairs.json) and the rows of data/samples/ (samples.json). This file holds the rules only: how numbers
+are drawn and checked, how splits are made and how rows are put together.
+
 How train and test are kept apart:
   * numbers: a number belongs to the test split when its last non-zero digit is 3 or 7 (3, 17, 30, 4.7),
     otherwise to train; every number written in an arithmetic or unit-conversion prompt follows that rule;
@@ -22,8 +28,11 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import string
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 SEED = 1352
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,6 +44,39 @@ SPLITS = ("train", "test")
 POOLS = ("everyday", "howto", "explain", "multiturn", "misconceptions", "one_word", "bullets", "safety")
 FACT_TABLES = ("capitals", "elements", "planets", "misc")
 MAX_WORD_GAP = 1  # `correct` pairs: chosen and rejected differ by at most this many words
+SYSTEM_SHARE = 0.15  # share of SFT rows that get a system prompt
+DPO_SYSTEM_SHARE = 0.1  # share of preference rows (not `safe`) that get one
+REQUEST_OPENINGS = ("How", "What", "Why", "Can", "Suggest", "Recommend", "Give", "Write", "Tell")  # everyday rows
+# that open like this are requests, usable for `helpful` / `concise` pairs
+
+
+def read_json(name: str) -> dict:
+    """Read one JSON source file from data/source/."""
+    with open(SOURCE / name, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def read_jsonl(name: str) -> list[dict]:
+    """Read one hand-written source file from data/source/."""
+    with open(SOURCE / name, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+QUESTIONS = read_json("questions.json")
+UNITS = read_json("units.json")
+SYSTEM_PROMPTS = read_json("system_prompts.json")
+REJECTED = read_json("rejected_replies.json")
+FORMAT_PAIRS = read_json("format_pairs.json")
+# The templates and tables under the names the tests read.
+ADD, SUB, MUL, DIV = (QUESTIONS["arithmetic"][op] for op in ("add", "sub", "mul", "div"))
+WORD_PROBLEMS, FOLLOW_UPS = QUESTIONS["word_problems"], QUESTIONS["follow_ups"]
+UNIT_QUESTIONS, TEMPERATURE_QUESTIONS = QUESTIONS["units"], QUESTIONS["temperature"]
+FACT_QUESTIONS, ORDINALS = QUESTIONS["facts"], QUESTIONS["ordinals"]
+SINGULAR = UNITS["singular"]
+CONVERSIONS = [  # (big unit, small unit, factor, (big symbol, small symbol) or None for words)
+    (c["big"], c["small"], Decimal(c["factor"]), tuple(c["symbols"]) if c["symbols"] else None)
+    for c in UNITS["conversions"]
+]
 
 # ---------------------------------------------------------------------------------------------
 # Small helpers
@@ -43,6 +85,13 @@ MAX_WORD_GAP = 1  # `correct` pairs: chosen and rejected differ by at most this 
 def rng_for(label: str) -> random.Random:
     """A random generator seeded with SEED and a label, so each part of the data is independent."""
     return random.Random(f"{SEED}:{label}")
+
+
+def pick(rng: random.Random, options: str | list) -> Any:
+    """One of the options at random; a single option (or a plain string) is used as is, without a draw."""
+    if isinstance(options, str):
+        return options
+    return options[0] if len(options) == 1 else rng.choice(options)
 
 
 def is_test_number(value: int | Decimal | str) -> bool:
@@ -107,12 +156,6 @@ def split_by_topic(tables: dict[str, list[dict]]) -> dict[str, dict[str, list]]:
     }
 
 
-def read_jsonl(name: str) -> list[dict]:
-    """Read one hand-written source file from data/source/."""
-    with open(SOURCE / name, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
-
-
 def msg(role: str, content: str) -> dict:
     """One chat message."""
     return {"role": role, "content": content}
@@ -131,69 +174,6 @@ def norm(text: str) -> str:
 
 # ---------------------------------------------------------------------------------------------
 # Verifiable items: an item is (question, answer, note) plus enough context for follow-ups.
-
-ADD = [
-    "What is {a} + {b}?",
-    "What's {a} plus {b}?",
-    "Add {a} and {b}.",
-    "Calculate {a} + {b}.",
-    "What is the sum of {a} and {b}?",
-    "How much is {a} plus {b}?",
-]
-SUB = [
-    "What is {a} - {b}?",
-    "What's {a} minus {b}?",
-    "Subtract {b} from {a}.",
-    "Calculate {a} - {b}.",
-    "How much is {a} take away {b}?",
-    "What is the difference between {a} and {b}?",
-]
-MUL = [
-    "What is {a} × {b}?",
-    "What's {a} times {b}?",
-    "Multiply {a} by {b}.",
-    "Calculate {a} × {b}.",
-    "What is the product of {a} and {b}?",
-    "How much is {a} times {b}?",
-]
-DIV = [
-    "What is {a} ÷ {b}?",
-    "What's {a} divided by {b}?",
-    "Divide {a} by {b}.",
-    "Calculate {a} ÷ {b}.",
-    "How much is {a} divided by {b}?",
-]
-WORD_PROBLEMS = {
-    "add": [
-        "I have {a} stickers and a friend gives me {b} more. How many stickers do I have now?",
-        "A bookshop sold {a} books on Monday and {b} on Tuesday. How many books did it sell in total?",
-        "A train has {a} passengers and {b} more get on. How many passengers are on the train now?",
-        "A school has {a} girls and {b} boys. How many pupils does it have?",
-    ],
-    "sub": [
-        "I had {a} dollars and spent {b}. How many dollars do I have left?",
-        "A library has {a} books and lends out {b}. How many books are still on the shelves?",
-        "A farmer picked {a} apples and sold {b}. How many apples are left?",
-        "A hall has {a} seats and {b} are taken. How many seats are free?",
-    ],
-    "mul": [
-        "A box holds {b} eggs. How many eggs are in {a} boxes?",
-        "Each ticket costs {b} dollars. How many dollars do {a} tickets cost?",
-        "A class has {a} students and each needs {b} pencils. How many pencils are needed?",
-        "A car park has {a} rows with {b} spaces each. How many spaces are there?",
-    ],
-    "div": [
-        "{a} sweets are shared equally among {b} children. How many sweets does each child get?",
-        "A {a}-page book is read at {b} pages a day. How many days does it take to finish?",
-        "{a} chairs are set out in {b} equal rows. How many chairs are in each row?",
-        "A rope {a} meters long is cut into {b} equal pieces. How many meters long is each piece?",
-    ],
-}
-FOLLOW_UPS = {
-    "mul": ["Now multiply that by {k}.", "And if you multiply that by {k}?", "What is that times {k}?"],
-    "add": ["Now add {k} to that.", "And if you add {k} more?", "What do you get if you add {k}?"],
-    "sub": ["Now subtract {k}.", "And if you take away {k}?", "What is that minus {k}?"],
-}
 
 
 def pick_number(rng: random.Random, split: str, lo: int, hi: int) -> int:
@@ -237,16 +217,10 @@ def arithmetic_item(rng: random.Random, split: str) -> dict:
         template = rng.choice(WORD_PROBLEMS[op])
         note = None
     else:
-        template = rng.choice({"add": ADD, "sub": SUB, "mul": MUL, "div": DIV}[op])
+        template = rng.choice(QUESTIONS["arithmetic"][op])
     if rng.random() < 0.6:
         note = None
-    return {
-        "question": template.format(a=a, b=b),
-        "answer": str(c),
-        "note": note,
-        "value": c,
-        "key": f"{op}:{a}:{b}",
-    }
+    return {"question": template.format(a=a, b=b), "answer": str(c), "note": note, "value": c, "key": f"{op}:{a}:{b}"}
 
 
 def arithmetic_chain(rng: random.Random, split: str) -> tuple[list[dict], str, str]:
@@ -262,81 +236,8 @@ def arithmetic_chain(rng: random.Random, split: str) -> tuple[list[dict], str, s
         if op == "sub" and k >= value:
             op = "add"
         value = {"mul": value * k, "add": value + k, "sub": value - k}[op]
-        messages += [
-            msg("user", rng.choice(FOLLOW_UPS[op]).format(k=k)),
-            msg("assistant", answer_text(str(value))),
-        ]
+        messages += [msg("user", rng.choice(FOLLOW_UPS[op]).format(k=k)), msg("assistant", answer_text(str(value)))]
     return messages, str(value), first["key"]
-
-
-# Unit conversions: (big unit word, small unit word, factor, symbols used in answers or None for words)
-CONVERSIONS = [
-    ("kilometers", "meters", Decimal(1000), ("km", "m")),
-    ("meters", "centimeters", Decimal(100), ("m", "cm")),
-    ("centimeters", "millimeters", Decimal(10), ("cm", "mm")),
-    ("meters", "millimeters", Decimal(1000), ("m", "mm")),
-    ("kilograms", "grams", Decimal(1000), ("kg", "g")),
-    ("grams", "milligrams", Decimal(1000), ("g", "mg")),
-    ("liters", "milliliters", Decimal(1000), ("L", "mL")),
-    ("hours", "minutes", Decimal(60), None),
-    ("minutes", "seconds", Decimal(60), None),
-    ("days", "hours", Decimal(24), None),
-    ("weeks", "days", Decimal(7), None),
-    ("feet", "inches", Decimal(12), None),
-    ("yards", "feet", Decimal(3), None),
-    ("pounds", "ounces", Decimal(16), None),
-    ("inches", "centimeters", Decimal("2.54"), (None, "cm")),
-]
-SINGULAR = {
-    "kilometers": "kilometer",
-    "meters": "meter",
-    "centimeters": "centimeter",
-    "millimeters": "millimeter",
-    "kilograms": "kilogram",
-    "grams": "gram",
-    "milligrams": "milligram",
-    "liters": "liter",
-    "milliliters": "milliliter",
-    "hours": "hour",
-    "minutes": "minute",
-    "seconds": "second",
-    "days": "day",
-    "weeks": "week",
-    "feet": "foot",
-    "inches": "inch",
-    "yards": "yard",
-    "pounds": "pound",
-    "ounces": "ounce",
-}
-UNIT_QUESTIONS = [
-    "How many {to} are in {v} {frm}?",
-    "Convert {v} {frm} to {to}.",
-    "What is {v} {frm} in {to}?",
-    "How many {to} is {v} {frm}?",
-]
-TEMPERATURE_QUESTIONS = {  # Celsius <-> Fahrenheit; these are the only unit questions that may use a symbol
-    "C": [
-        "What is {v} °C in Fahrenheit?",
-        "Convert {v} degrees Celsius to Fahrenheit.",
-        "How many degrees Fahrenheit is {v} °C?",
-    ],
-    "F": [
-        "What is {v} °F in Celsius?",
-        "Convert {v} degrees Fahrenheit to Celsius.",
-        "How many degrees Celsius is {v} °F?",
-    ],
-}
-# A common slip for the conversions whose factor is not a power of ten (used for wrong answers); the others
-# get a misplaced decimal point instead.
-WRONG_FACTORS = {
-    ("hours", "minutes"): Decimal(100),
-    ("minutes", "seconds"): Decimal(100),
-    ("days", "hours"): Decimal(12),
-    ("weeks", "days"): Decimal(5),
-    ("feet", "inches"): Decimal(10),
-    ("pounds", "ounces"): Decimal(12),
-    ("inches", "centimeters"): Decimal("2.5"),
-}
 
 
 def unit_answer(value: Decimal, word: str, symbol: str | None) -> str:
@@ -358,33 +259,28 @@ def unit_item(rng: random.Random, split: str) -> dict:
     if rng.random() < 0.12:
         return temperature_item(rng, split)
     while True:
-        big, small, factor, symbols = rng.choice(CONVERSIONS)
+        conv = rng.choice(UNITS["conversions"])
+        big, small, factor, symbols = conv["big"], conv["small"], Decimal(conv["factor"]), conv["symbols"]
         base = nice_values(rng)
-        if factor == Decimal("2.54") and base != base.to_integral_value():
+        if conv.get("whole_numbers") and base != base.to_integral_value():
             continue
-        if rng.random() < 0.6:  # big -> small: multiply
+        direction = "multiply" if rng.random() < 0.6 else "divide"
+        if direction == "multiply":  # big -> small
             shown, result, frm, to, to_symbol = base, base * factor, big, small, symbols and symbols[1]
-            note = f"There are {fmt(factor)} {small} in one {SINGULAR[big]}."
-            if factor == Decimal("2.54"):
-                note = "One inch is exactly 2.54 centimeters."
-        else:  # small -> big: divide
+        else:  # small -> big
             shown, result, frm, to, to_symbol = base * factor, base, small, big, symbols and symbols[0]
-            note = f"Divide by {fmt(factor)}, because one {SINGULAR[big]} is {fmt(factor)} {small}."
-            if factor == Decimal("2.54"):
-                note = "Divide by 2.54, because one inch is exactly 2.54 centimeters."
         if in_split(shown, split) and shown != 1 and conversion_split(shown, result) == split:
             break
+    note = conv.get("notes", UNITS["notes"])[direction].format(factor=fmt(factor), small=small, big_one=SINGULAR[big])
     question = rng.choice(UNIT_QUESTIONS).format(v=fmt(shown), frm=frm, to=to)
-    if rng.random() < 0.5:
-        note = None
     return {
         "question": question,
         "answer": unit_answer(result, to, to_symbol),
-        "note": note,
+        "note": None if rng.random() < 0.5 else note,
         "value": result,
         "unit": to,
         "symbol": to_symbol,
-        "conversion": (big, small, shown, frm == big),
+        "conversion": (conv, shown, direction == "multiply"),
         "key": f"{frm}:{to}:{fmt(shown)}",
     }
 
@@ -397,39 +293,31 @@ def temperature_item(rng: random.Random, split: str) -> dict:
         if conversion_split(celsius, fahrenheit) != split:
             continue
         if rng.random() < 0.5 and in_split(celsius, split) and celsius:
-            return {
-                "question": rng.choice(TEMPERATURE_QUESTIONS["C"]).format(v=celsius),
-                "answer": f"{fahrenheit} °F",
-                "value": None,
-                "temperature": ("C", celsius, fahrenheit),
-                "key": f"C:{celsius}",
-                "note": rng.choice([None, "Multiply by 9/5 and then add 32."]),
-            }
-        if in_split(fahrenheit, split) and fahrenheit:
-            return {
-                "question": rng.choice(TEMPERATURE_QUESTIONS["F"]).format(v=fahrenheit),
-                "answer": f"{celsius} °C",
-                "value": None,
-                "temperature": ("F", fahrenheit, celsius),
-                "key": f"F:{fahrenheit}",
-                "note": rng.choice([None, "Subtract 32 and then multiply by 5/9."]),
-            }
+            frm, shown, result, to = "C", celsius, fahrenheit, "F"
+        elif in_split(fahrenheit, split) and fahrenheit:
+            frm, shown, result, to = "F", fahrenheit, celsius, "C"
+        else:
+            continue
+        return {
+            "question": rng.choice(TEMPERATURE_QUESTIONS[frm]).format(v=shown),
+            "answer": f"{result} °{to}",
+            "value": None,
+            "temperature": (frm, shown, result),
+            "key": f"{frm}:{shown}",
+            "note": rng.choice([None, UNITS["temperature_notes"][frm]]),
+        }
 
 
 def unit_chain(rng: random.Random, split: str) -> tuple[list[dict], str, str]:
     """A conversion followed by 'and in <smaller unit>?' (metric lengths and masses only)."""
-    chains = [
-        ("kilometers", "meters", "centimeters", 1000, 100, "m", "cm"),
-        ("kilograms", "grams", "milligrams", 1000, 1000, "g", "mg"),
-        ("meters", "centimeters", "millimeters", 100, 10, "cm", "mm"),
-    ]
-    big, mid, small, f1, f2, s1, s2 = rng.choice(chains)
+    chain = rng.choice(UNITS["chains"])
+    (big, mid, small), (f1, f2), (s1, s2) = chain["units"], chain["factors"], chain["symbols"]
     while True:
         base = nice_values(rng)
         if in_split(base, split) and conversion_split(base, base * f1, base * f1 * f2) == split:
             break
     first = rng.choice(UNIT_QUESTIONS).format(v=fmt(base), frm=big, to=mid)
-    second = rng.choice([f"And how many {small} is that?", f"And in {small}?", f"What about in {small}?"])
+    second = rng.choice(QUESTIONS["unit_follow_ups"]).format(small=small)
     answer = f"{fmt(base * f1 * f2)} {s2}"
     messages = [
         msg("user", first),
@@ -440,31 +328,7 @@ def unit_chain(rng: random.Random, split: str) -> tuple[list[dict], str, str]:
     return messages, answer, f"{big}:{mid}:{fmt(base)}"
 
 
-ORDINALS = ["first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth"]
-FACT_QUESTIONS = {
-    "capital": [
-        "What is the capital of {c}?",
-        "What's the capital city of {c}?",
-        "Which city is the capital of {c}?",
-        "Name the capital of {c}.",
-        "Tell me the capital of {c}.",
-    ],
-    "continent": ["On which continent is {c}?", "Which continent is {c} in?", "{C} is on which continent?"],
-    "language": ["What language do most people in {c} speak?", "Which language is mainly spoken in {c}?"],
-    "symbol": [
-        "What is the chemical symbol for {n}?",
-        "What's the symbol for {n} on the periodic table?",
-        "Which chemical symbol stands for {n}?",
-    ],
-    "element": ["Which element has the symbol {s}?", "What element does the symbol {s} stand for?"],
-    "number": ["What is the atomic number of {n}?", "How many protons does an atom of {n} have?"],
-    "planet": ["Which planet is {o} from the Sun?", "What is the {o} planet from the Sun?"],
-}
-
-
-def fact(
-    kind: str, entity: str, question: str, answer: str, note: str | None = None, wrong: str | None = None
-) -> dict:
+def fact(kind: str, entity: str, question: str, answer: str, note: str | None = None, wrong: str | None = None) -> dict:
     """One fact question; `key` names the fact itself, whatever the wording."""
     detail = question if kind in ("planet", "misc") else entity
     return {
@@ -531,59 +395,35 @@ def fact_items(facts: dict, split: str, rng: random.Random) -> list[dict]:
 
 def fact_chain(facts: dict, split: str, rng: random.Random) -> tuple[list[dict], str, str]:
     """Two related fact questions: another country or element, or a follow-up on the same one."""
+
+    def ask(kind: str, **values: str) -> str:
+        return rng.choice(QUESTIONS["fact_chains"][kind]).format(**values)
+
     kind = rng.choice(["capitals", "capital+continent", "elements", "symbol+number"])
     if kind in ("capitals", "capital+continent"):
         first, second = rng.sample(facts["capitals"][split], 2)
-        question = rng.choice(["What is the capital of {c}?", "What's the capital of {c}?"])
-        messages = [
-            msg("user", question.format(c=first["country"])),
-            msg("assistant", answer_text(first["capital"])),
-        ]
+        messages = [msg("user", ask("capital", c=first["country"])), msg("assistant", answer_text(first["capital"]))]
         key = f"capital:{first['country']}"
         if kind == "capital+continent" and first["continent"]:
-            question = rng.choice(["Which continent is it on?", "And which continent is that in?"])
-            messages += [msg("user", question), msg("assistant", answer_text(first["continent"]))]
+            messages += [msg("user", ask("continent")), msg("assistant", answer_text(first["continent"]))]
             return messages, first["continent"], key
-        question = rng.choice(["And of {c}?", "What about {c}?", "And the capital of {c}?"])
         messages += [
-            msg("user", question.format(c=second["country"])),
+            msg("user", ask("next_capital", c=second["country"])),
             msg("assistant", answer_text(second["capital"])),
         ]
         return messages, second["capital"], key
     first, second = rng.sample(facts["elements"][split], 2)
-    question = rng.choice(["What is the chemical symbol for {n}?", "What's the symbol for {n}?"])
-    messages = [msg("user", question.format(n=first["name"])), msg("assistant", answer_text(first["symbol"]))]
+    messages = [msg("user", ask("symbol", n=first["name"])), msg("assistant", answer_text(first["symbol"]))]
     key = f"symbol:{first['name']}"
     if kind == "symbol+number":
-        question = rng.choice(["And what is its atomic number?", "What is its atomic number?"])
-        messages += [msg("user", question), msg("assistant", answer_text(str(first["number"])))]
+        messages += [msg("user", ask("number")), msg("assistant", answer_text(str(first["number"])))]
         return messages, str(first["number"]), key
-    question = rng.choice(["And for {n}?", "What about {n}?"])
-    messages += [
-        msg("user", question.format(n=second["name"])),
-        msg("assistant", answer_text(second["symbol"])),
-    ]
+    messages += [msg("user", ask("next_symbol", n=second["name"])), msg("assistant", answer_text(second["symbol"]))]
     return messages, second["symbol"], key
 
 
 # ---------------------------------------------------------------------------------------------
 # SFT
-
-SYSTEM_PROMPTS = {
-    "any": [
-        "You are a helpful assistant.",
-        "You are a friendly assistant. Keep your answers short and direct.",
-        "You are a concise assistant. Answer in one to three sentences.",
-        "You are a helpful assistant who answers clearly and briefly.",
-    ],
-    "arithmetic": ["You are a patient maths tutor.", "You help people with quick calculations."],
-    "units": ["You help people with measurements and unit conversions."],
-    "facts": ["You are a quiz assistant. Give the answer first."],
-    "howto": ["You give practical advice in a few short sentences."],
-    "everyday": ["You are a warm, friendly chat companion."],
-    "explain": ["You explain things simply, like a good teacher."],
-}
-SYSTEM_SHARE = 0.15
 
 
 def sft_row(messages: list[dict], category: str, answer: str | None = None) -> dict:
@@ -612,6 +452,11 @@ def build_sft(split: str, facts: dict, pools: dict) -> list[dict]:
             seen.update([norm(messages[0]["content"]), key])
             rows.append(sft_row(messages, category, answer))
 
+    def add_item(item: dict, category: str) -> None:
+        """Add a one-turn row asking a verifiable item."""
+        messages = [msg("user", item["question"]), msg("assistant", answer_text(item["answer"], item["note"]))]
+        add(messages, category, item["answer"], item["key"])
+
     n_total = SFT_ROWS[split]
     n_multi = round(0.15 * n_total) - len(pools["multiturn"][split])
     chains = [
@@ -628,22 +473,11 @@ def build_sft(split: str, facts: dict, pools: dict) -> list[dict]:
     items = fact_items(facts, split, rng)
     rng.shuffle(items)
     for item in items[: round((n_total - len(rows)) * 0.35)]:
-        add(
-            [msg("user", item["question"]), msg("assistant", answer_text(item["answer"], item["note"]))],
-            "facts",
-            item["answer"],
-            item["key"],
-        )
-    for category, make, share in [("arithmetic", arithmetic_item, 0.6), ("units", unit_item, 1.0)]:
+        add_item(item, "facts")
+    for category, make_item, share in [("arithmetic", arithmetic_item, 0.6), ("units", unit_item, 1.0)]:
         target = len(rows) + round((n_total - len(rows)) * share)
         while len(rows) < target:
-            item = make(rng, split)
-            add(
-                [msg("user", item["question"]), msg("assistant", answer_text(item["answer"], item["note"]))],
-                category,
-                item["answer"],
-                item["key"],
-            )
+            add_item(make_item(rng, split), category)
 
     for row in rows:
         if rng.random() < SYSTEM_SHARE:
@@ -656,94 +490,13 @@ def build_sft(split: str, facts: dict, pools: dict) -> list[dict]:
 # ---------------------------------------------------------------------------------------------
 # DPO
 
-RAMBLE_OPENERS = [
-    "Great question! ",
-    "Thanks so much for asking, this is something a lot of people wonder about. ",
-    "Oh, that's a really interesting thing to ask about! ",
-    "Sure, I'd be happy to help you with that! ",
-    "What a great thing to be curious about. ",
-    "Absolutely, let me explain. ",
-    "Okay, so let me think about this carefully before I answer. ",
-    "Ah, good one! ",
-]
-RAMBLE_MIDDLES = [
-    "There are a lot of different factors that can come into play here, and it really depends. ",
-    "Before I answer, it's worth saying that everyone's circumstances are a little bit different. ",
-    "This is one of those topics where it helps to take a step back and look at the bigger picture first. ",
-    "I want to make sure I give you a complete and thorough answer, so bear with me. ",
-    "People have different opinions about this kind of thing, and that's totally okay. ",
-    "It's actually a more interesting topic than it might seem at first glance. ",
-]
-RAMBLE_BRIDGES = [
-    "So, here's the thing. ",
-    "Anyway, to get to the point. ",
-    "Basically, here's what I can tell you. ",
-    "Long story short. ",
-    "With all that in mind. ",
-]
-RAMBLE_ASIDES = [
-    "Of course, it's always a good idea to do your own research as well. ",
-    "Many people find this surprisingly interesting once they look into it. ",
-    "It's also worth keeping in mind that things can vary quite a bit. ",
-    "There's actually a lot more that could be said about this. ",
-    "I could go on about this for a while, to be honest. ",
-]
-RAMBLE_CLOSERS = [  # each ends the reply with a follow-up question
-    "I hope this helps! Do you have any other questions?",
-    "Hopefully that makes sense! Is there anything else you'd like to know?",
-    "Would you like me to go into more detail?",
-    "I'm always happy to help! Does that answer your question?",
-    "What do you think?",
-]
-DISMISSIVE = [
-    "You can probably find that with a quick search online.",
-    "That's really something you'll have to figure out yourself.",
-    "I'd rather not get into that right now.",
-    "It depends on a lot of things, so I can't really say.",
-    "There are plenty of guides out there, so just look one up.",
-    "Just ask someone who knows more about it.",
-    "Honestly, it's not that important.",
-    "Try it and see what happens.",
-    "Lots of people have written about that, so check a book or a website.",
-    "I'm not really the right place to ask about that.",
-    "Why not just look it up?",
-    "Hard to say, everyone does it differently.",
-    "That's not something I can help with.",
-    "Maybe ask a friend instead.",
-    "It's complicated, so I'll leave it there.",
-    "No idea, sorry.",
-]
-DISMISSIVE_VERIFIABLE = {
-    "arithmetic": [
-        "Just use a calculator for that.",
-        "You can work that out on your own.",
-        "That's simple maths, so I'll let you do it.",
-    ],
-    "units": [
-        "Any conversion website can tell you that.",
-        "Just use a unit converter.",
-        "You can look up the conversion yourself.",
-    ],
-    "facts": [
-        "You can look that up in an encyclopedia.",
-        "A quick search will tell you that.",
-        "I'm sure you can find that somewhere.",
-    ],
-}
-DPO_SYSTEM_SHARE = 0.1
-
 
 def ramble(rng: random.Random, answer: str) -> str:
     """A rejected reply that buries the same answer in filler."""
-    parts = [
-        rng.choice(RAMBLE_OPENERS),
-        rng.choice(RAMBLE_MIDDLES),
-        rng.choice(RAMBLE_BRIDGES),
-        answer + " ",
-        rng.choice(RAMBLE_ASIDES),
-        rng.choice(RAMBLE_CLOSERS),
-    ]
-    return "".join(parts)
+    parts = REJECTED["ramble"]
+    before = [rng.choice(parts[name]) for name in ("openers", "middles", "bridges")]
+    after = [rng.choice(parts[name]) for name in ("asides", "closers")]
+    return "".join([*before, answer + " ", *after])
 
 
 def dpo_row(user: str, chosen: str, rejected: str, dimension: str, key: str | None = None) -> dict:
@@ -779,139 +532,82 @@ def wrong_answer(rng: random.Random, category: str, item: dict) -> str | None:
             if wrong == right:  # the rule happens to be exact here: forget the 32 instead
                 wrong = Decimal(right - 32) if frm == "C" else Decimal(shown - 32)
             return f"{fmt(wrong)} {'°F' if frm == 'C' else '°C'}"
-        big, small, shown, multiply = item["conversion"]
-        slip = WRONG_FACTORS.get((big, small))
+        conv, shown, multiply = item["conversion"]
         wrong = None
-        if slip:  # the right method with a commonly confused factor
-            wrong = shown * slip if multiply else shown / slip
+        if conv["slip"]:  # the right method with a commonly confused factor
+            wrong = shown * Decimal(conv["slip"]) if multiply else shown / Decimal(conv["slip"])
         if wrong is None or wrong != wrong.quantize(Decimal("0.01")) or wrong == item["value"]:
             wrong = item["value"] * rng.choice([Decimal(10), Decimal("0.1")])  # a misplaced decimal point
         return unit_answer(wrong, item["unit"], item["symbol"])
     return item["wrong"]
 
 
+# Template filters and requirement tests of data/source/format_pairs.json.
+FILTERS: dict[str, Callable[[Any], str]] = {
+    "lower": str.lower,
+    "cap": cap,
+    "no_the": lambda text: text.removeprefix("the "),
+    "dashes": lambda items: "\n".join(f"- {x}" for x in items),
+    "joined": " ".join,
+}
+TESTS: dict[str, Callable[[Any], bool]] = {
+    "one_word": lambda text: " " not in text,
+    "sentences": lambda items: items[0].endswith("."),
+}
+
+
+class TemplateFormatter(string.Formatter):
+    """str.format with the filters above as format specs: '{country:no_the}', '{bullets[0]:lower}'."""
+
+    def format_field(self, value: Any, format_spec: str) -> str:
+        """Apply a named filter, else the usual format spec."""
+        if format_spec in FILTERS:
+            return FILTERS[format_spec](value)
+        return super().format_field(value, format_spec)
+
+
+FORMATTER = TemplateFormatter()
+
+
+def meets(item: dict, requirement: str | None) -> bool:
+    """True when an item meets a style's requirement: 'field' (set) or 'field:test'."""
+    if requirement is None:
+        return True
+    field, _, test = requirement.partition(":")
+    return TESTS[test](item[field]) if test else bool(item[field])
+
+
+def format_pair(rng: random.Random, spec: dict, item: dict) -> tuple[str, str, str]:
+    """Prompt, chosen and rejected text for one item, following its spec in format_pairs.json."""
+    styles = spec.get("styles", {})
+    name = pick(rng, spec["draw"]) if styles else None
+    while name and not meets(item, styles[name].get("requires")):
+        name = styles[name]["else"]
+    style = spec | styles.get(name, {})
+    values = style.get("defaults", {}) | {key: value for key, value in item.items() if value is not None}
+
+    def fill(template: str | list | dict) -> str:
+        """One template (picked from a list) filled with the item's fields; a dict becomes JSON."""
+        if isinstance(template, dict):
+            return json.dumps({key: fill(value) for key, value in template.items()}, ensure_ascii=False)
+        return FORMATTER.format(pick(rng, template), **values)
+
+    return fill(style["prompt"]), fill(style["chosen"]), fill(style["rejected"])
+
+
 def format_rows(rng: random.Random, split: str, facts: dict, pools: dict) -> list[dict]:
     """Rows where the prompt asks for a specific format and the rejected reply ignores it."""
-    rows = []
-    for b in pools["bullets"][split]:
-        prompt = rng.choice(
-            [
-                "List three {t} as bullet points.",
-                "Give me three {t}, as a bulleted list.",
-                "What are three {t}? Use bullet points.",
-                "Name three {t} in a bullet list.",
-            ]
-        )
-        chosen = "\n".join(f"- {x}" for x in b["bullets"])
-        if b["bullets"][0].endswith("."):
-            rejected = " ".join(b["bullets"])
-        else:
-            first, second, third = b["bullets"]
-            rejected = f"Good examples are {first.lower()}, {second.lower()} and {third.lower()}."
-        rows.append(dpo_row(prompt.format(t=b["things"]), chosen, rejected, "format"))
-    for w in pools["one_word"][split]:
-        prompt = rng.choice(
-            ["Answer in one word: {q}?", "One word only: {q}?", "{Q}? Reply with a single word."]
-        )
-        rows.append(
-            dpo_row(prompt.format(q=w["question"], Q=cap(w["question"])), w["word"], w["long"], "format")
-        )
-    for c in facts["capitals"][split]:
-        name = c["country"].removeprefix("the ")
-        style = rng.choice(["yes", "no", "json", "word"])
-        if style == "no" and not c["wrong"]:
-            style = "yes"
-        if style == "word" and " " in c["capital"]:
-            style = "json"
-        if style == "yes":
-            rows.append(
-                dpo_row(
-                    f"Answer yes or no: is {c['capital']} the capital of {c['country']}?",
-                    "Yes",
-                    f"That's right, {c['capital']} is the capital of {c['country']}, and it is where "
-                    "the national government is based.",
-                    "format",
-                )
-            )
-        elif style == "no":
-            rows.append(
-                dpo_row(
-                    f"Answer with yes or no only. Is {c['wrong']} the capital of {c['country']}?",
-                    "No",
-                    f"Not quite, because the capital of {c['country']} is actually {c['capital']}, "
-                    f"not {c['wrong']}.",
-                    "format",
-                )
-            )
-        elif style == "json":
-            rows.append(
-                dpo_row(
-                    f'Give me the capital of {c["country"]} as JSON with the keys "country" and "capital".',
-                    json.dumps({"country": name, "capital": c["capital"]}, ensure_ascii=False),
-                    f"The capital of {c['country']} is {c['capital']}.",
-                    "format",
-                )
-            )
-        else:
-            rows.append(
-                dpo_row(
-                    f"Answer in one word: what is the capital of {c['country']}?",
-                    c["capital"],
-                    f"The capital of {c['country']} is {c['capital']}, which is where the national "
-                    "government is based.",
-                    "format",
-                )
-            )
-    for e in facts["elements"][split]:
-        style = rng.choice(["json", "yes", "no"])
-        if style == "json":
-            rows.append(
-                dpo_row(
-                    f'Return a JSON object with the keys "element" and "symbol" for {e["name"]}.',
-                    json.dumps({"element": e["name"], "symbol": e["symbol"]}),
-                    f"Sure! The chemical symbol for {e['name']} is {e['symbol']}.",
-                    "format",
-                )
-            )
-        elif style == "no":
-            rows.append(
-                dpo_row(
-                    f"Is {e['wrong']} the chemical symbol for {e['name']}? Just say yes or no.",
-                    "No",
-                    f"Not quite, the chemical symbol for {e['name']} is {e['symbol']}, not {e['wrong']}.",
-                    "format",
-                )
-            )
-        else:
-            rows.append(
-                dpo_row(
-                    f"Is {e['symbol']} the chemical symbol for {e['name']}? Just say yes or no.",
-                    "Yes",
-                    f"Yes, {e['symbol']} is the chemical symbol for {e['name']}, which you can find on "
-                    "any periodic table.",
-                    "format",
-                )
-            )
+    tables = pools | facts
+    rows = [
+        dpo_row(*format_pair(rng, spec, item), "format")
+        for name, spec in FORMAT_PAIRS["sources"].items()
+        for item in tables[name][split]
+    ]
     for _ in range(len(rows) // 4):
         item = arithmetic_item(rng, split)
-        if item["question"].startswith(("I ", "A ")) or not item["question"].endswith("?"):
-            continue
-        prompt = rng.choice(
-            [
-                "{q} Reply with the number only.",
-                "{q} Give just the number.",
-                "{q} Answer with a number and nothing else.",
-            ]
-        ).format(q=item["question"])
-        rejected = rng.choice(
-            [
-                answer_text(item["answer"], item["note"] or "I worked it out step by step."),
-                f"Let me work this out for you. The result is {item['answer']}, and you can "
-                "check it with a calculator.",
-            ]
-        )
-        rows.append(dpo_row(prompt, item["answer"], rejected, "format"))
-    n_handwritten = len(pools["bullets"][split]) + len(pools["one_word"][split])
+        if not item["question"].startswith(("I ", "A ")) and item["question"].endswith("?"):
+            rows.append(dpo_row(*format_pair(rng, FORMAT_PAIRS["arithmetic"], item), "format"))
+    n_handwritten = sum(len(pools[name][split]) for name in FORMAT_PAIRS["sources"] if name in pools)
     generated = rows[n_handwritten:]
     rng.shuffle(generated)
     return rows[:n_handwritten] + generated  # all hand-written rows first, then a mix of the generated ones
@@ -941,9 +637,7 @@ def build_dpo(split: str, facts: dict, pools: dict) -> list[dict]:
     take(safe, "safe")
     take(format_rows(rng, split, facts, pools), "format")
 
-    correct = [
-        dpo_row(m["user"], m["chosen"], m["rejected"], "correct") for m in pools["misconceptions"][split]
-    ]
+    correct = [dpo_row(m["user"], m["chosen"], m["rejected"], "correct") for m in pools["misconceptions"][split]]
     while len(correct) < 3 * n:  # chosen and rejected are the same sentence with the right and a wrong answer
         category, item = verifiable_item(rng, split, facts, fact_pool)
         wrong = wrong_answer(rng, category, item)
@@ -958,43 +652,26 @@ def build_dpo(split: str, facts: dict, pools: dict) -> list[dict]:
     rng.shuffle(handwritten)
     helpful, concise = [], []
     for item in handwritten:
-        if item["category"] == "everyday" and not item["user"].startswith(
-            ("How", "What", "Why", "Can", "Suggest", "Recommend", "Give", "Write", "Tell")
-        ):
+        if item["category"] == "everyday" and not item["user"].startswith(REQUEST_OPENINGS):
             continue
         target = helpful if len(helpful) <= len(concise) and item["category"] != "everyday" else concise
         target.append(item)
-    helpful_rows = [dpo_row(x["user"], x["assistant"], rng.choice(DISMISSIVE), "helpful") for x in helpful]
-    concise_rows = [
-        dpo_row(x["user"], x["assistant"], ramble(rng, x["assistant"]), "concise") for x in concise
-    ]
+    helpful_rows = [dpo_row(x["user"], x["assistant"], rng.choice(REJECTED["dismissive"]), "helpful") for x in helpful]
+    concise_rows = [dpo_row(x["user"], x["assistant"], ramble(rng, x["assistant"]), "concise") for x in concise]
     for _ in range(n // 2):
         category, item = verifiable_item(rng, split, facts, fact_pool)
         chosen = answer_text(item["answer"], item["note"])
         if rng.random() < 0.5:
-            helpful_rows.append(
-                dpo_row(
-                    item["question"],
-                    chosen,
-                    rng.choice(DISMISSIVE_VERIFIABLE[category]),
-                    "helpful",
-                    item["key"],
-                )
-            )
+            dismissive = rng.choice(REJECTED["dismissive_verifiable"][category])
+            helpful_rows.append(dpo_row(item["question"], chosen, dismissive, "helpful", item["key"]))
         else:
-            concise_rows.append(
-                dpo_row(item["question"], chosen, ramble(rng, chosen), "concise", item["key"])
-            )
+            concise_rows.append(dpo_row(item["question"], chosen, ramble(rng, chosen), "concise", item["key"]))
     rng.shuffle(helpful_rows)
     rng.shuffle(concise_rows)
     take(helpful_rows, "helpful")
     take(concise_rows, "concise")
 
-    rows = [
-        row
-        for dimension in ("concise", "correct", "helpful", "safe", "format")
-        for row in by_dimension[dimension]
-    ]
+    rows = [row for dimension in ("concise", "correct", "helpful", "safe", "format") for row in by_dimension[dimension]]
     for dimension, got in by_dimension.items():
         if len(got) != n:
             raise SystemExit(f"not enough {dimension!r} material for {split}: {len(got)} of {n}")
@@ -1006,96 +683,6 @@ def build_dpo(split: str, facts: dict, pools: dict) -> list[dict]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Samples shaped like the two hub datasets the course compares against, and like the seed guide's own rows
-# (written for this course).
-
-SMOLTALK_SAMPLE = [
-    {
-        "full_topic": "Food & Drink/Baking/Bread at home",
-        "messages": [
-            msg("user", "Hi"),
-            msg("assistant", "Hello! How can I help you today?"),
-            msg("user", "I want to bake bread for the first time. Is it hard?"),
-            msg(
-                "assistant",
-                "Not at all! A simple loaf only needs flour, water, yeast and salt. The main thing is "
-                "patience, because the dough needs time to rise. Would you like a beginner recipe?",
-            ),
-            msg("user", "Yes please, something easy."),
-            msg(
-                "assistant",
-                "A no-knead loaf is perfect for beginners. Mix the ingredients, leave the dough "
-                "overnight, then bake it in a hot pot with a lid. Do you have a pot that can go in "
-                "the oven?",
-            ),
-        ],
-    },
-    {
-        "full_topic": "Travel/Packing/Weekend trips",
-        "messages": [
-            msg("user", "Hey"),
-            msg("assistant", "Hi there! What can I do for you?"),
-            msg("user", "I'm going away for a weekend and always pack too much."),
-            msg(
-                "assistant",
-                "That happens to a lot of people! Try planning one outfit per day and choosing "
-                "clothes that all go together. Where are you heading?",
-            ),
-            msg("user", "To the mountains."),
-            msg(
-                "assistant",
-                "Lovely! Bring layers, a waterproof jacket and comfortable shoes, since mountain "
-                "weather changes quickly. Are you planning to hike?",
-            ),
-        ],
-    },
-    {
-        "full_topic": "Home & Garden/Houseplants/Watering",
-        "messages": [
-            msg("user", "Hello"),
-            msg("assistant", "Hello! How can I help you today?"),
-            msg("user", "How often should I water my houseplants?"),
-            msg(
-                "assistant",
-                "It depends on the plant, but most like to dry out a little between waterings. "
-                "Push a finger into the soil, and if the top few centimetres are dry, it is time to "
-                "water. What kinds of plants do you have?",
-            ),
-        ],
-    },
-    {
-        "full_topic": "Health & Fitness/Walking/Daily steps",
-        "messages": [
-            msg("user", "Hi"),
-            msg("assistant", "Hi! What's on your mind today?"),
-            msg("user", "Is walking every day actually good exercise?"),
-            msg(
-                "assistant",
-                "Yes, walking is great exercise! It strengthens your heart, helps your mood and is "
-                "easy on your joints. How much do you walk at the moment?",
-            ),
-            msg("user", "Maybe twenty minutes."),
-            msg(
-                "assistant",
-                "That's a good start! You could add five minutes every week or pick up the pace a "
-                "little. Would you like some ideas for making walks more interesting?",
-            ),
-        ],
-    },
-    {
-        "full_topic": "Technology/Smartphones/Battery life",
-        "messages": [
-            msg("user", "Hey there"),
-            msg("assistant", "Hey! How can I help?"),
-            msg("user", "My phone battery doesn't last the day anymore."),
-            msg(
-                "assistant",
-                "That's frustrating! Lowering the screen brightness and turning off background "
-                "refresh for apps you rarely use can help a lot. How old is your phone?",
-            ),
-        ],
-    },
-]
 
 
 def hh(*turns: str) -> str:
@@ -1103,114 +690,19 @@ def hh(*turns: str) -> str:
     return "".join(f"\n\n{'Human' if i % 2 == 0 else 'Assistant'}: {t}" for i, t in enumerate(turns))
 
 
-HH_RLHF_SAMPLE = [
-    {
-        "chosen": hh(
-            "How do I keep cut flowers fresh for longer?",
-            "I think the best approach is to trim the stems at an angle and change the water every two "
-            "days. Keeping the vase out of direct sun also helps.",
-        ),
-        "rejected": hh(
-            "How do I keep cut flowers fresh for longer?",
-            "I think flowers just die after a few days, so there isn't much point trying.",
-        ),
-    },
-    {
-        "chosen": hh(
-            "Can you help me plan a picnic?",
-            "Of course. What kind of food do you like?",
-            "Sandwiches and fruit, mostly.",
-            "Then pack a few sandwiches, some washed grapes and apple slices with lemon juice, plus a "
-            "blanket and plenty of water.",
-        ),
-        "rejected": hh(
-            "Can you help me plan a picnic?",
-            "Of course. What kind of food do you like?",
-            "Sandwiches and fruit, mostly.",
-            "Just buy whatever the shop has.",
-        ),
-    },
-    {
-        "chosen": hh(
-            "What's a good name for a grey kitten?", "Smokey, Pebble or Misty would all suit a grey kitten."
-        ),
-        "rejected": hh("What's a good name for a grey kitten?", "Names don't matter to cats."),
-    },
-    {
-        "chosen": hh(
-            "My neighbour's tree hangs over my garden.",
-            "That can be annoying. Is it causing any damage?",
-            "Not really, but it blocks the light. What should I do?",
-            "Talk to your neighbour first and ask whether they would trim it. Many people are happy to "
-            "help once they know it bothers you.",
-        ),
-        "rejected": hh(
-            "My neighbour's tree hangs over my garden.",
-            "That can be annoying. Is it causing any damage?",
-            "Not really, but it blocks the light. What should I do?",
-            "Talk to a lawyer and threaten to sue them straight away.",
-        ),
-    },
-    {
-        "chosen": hh(
-            "Why do my glasses fog up when I come inside in winter?",
-            "Warm, moist indoor air hits the cold lenses and the water vapour condenses on them, like "
-            "dew on grass.",
-        ),
-        "rejected": hh(
-            "Why do my glasses fog up when I come inside in winter?",
-            "Because your glasses are probably cheap.",
-        ),
-    },
-    {
-        "chosen": hh(
-            "Can you recommend a board game for two players?",
-            "I'd suggest Patchwork, a quick puzzle game designed for two people.",
-        ),
-        "rejected": hh(
-            "Can you recommend a board game for two players?",
-            "I'd suggest you search online, there are too many to choose from.",
-        ),
-    },
-]
-
-# The seed guide's shapes (TRL's standard format: plain strings, no roles); smolkit.data.to_conversational
-# turns them into the course's messages.
-GUIDE_PREFERENCE_SAMPLE = [
-    {
-        "prompt": "How many legs does a spider have?",
-        "chosen": "A spider has eight legs.",
-        "rejected": "A spider has six legs, like every insect.",
-    },
-    {
-        "prompt": "What is the boiling point of water at sea level?",
-        "chosen": "Water boils at 100 °C (212 °F) at sea level.",
-        "rejected": "Water boils at 90 °C at sea level.",
-    },
-    {
-        "prompt": "Give me one tip for sleeping better.",
-        "chosen": "Go to bed and get up at the same time every day, weekends included.",
-        "rejected": "Just sleep more.",
-    },
-]
-
-GUIDE_SFT_SAMPLE = [
-    {"text": "Human: What is the chemical symbol for gold?\n\nAssistant: The chemical symbol for gold is Au."},
-    {"prompt": "How many minutes are in two hours?", "completion": "There are 120 minutes in two hours."},
-    {
-        "prompt": "Which planet is known for its rings?",
-        "completion": "Saturn is known for its bright rings of ice and rock.",
-    },
-]
-
-
-# ---------------------------------------------------------------------------------------------
+def samples() -> dict[str, list[dict]]:
+    """The rows of data/samples/, by file name (data/source/samples.json; hh-rlhf pairs become transcripts)."""
+    rows = {name: value for name, value in read_json("samples.json").items() if not name.startswith("_")}
+    rows["hh_rlhf_sample"] = [
+        {"chosen": hh(*x["turns"], x["chosen"]), "rejected": hh(*x["turns"], x["rejected"])}
+        for x in rows["hh_rlhf_sample"]
+    ]
+    return rows
 
 
 def load_sources() -> tuple[dict, dict]:
     """Read data/source/ and split every table and pool into train and test, by topic."""
-    with open(SOURCE / "facts.json", encoding="utf-8") as f:
-        raw = json.load(f)
+    raw = read_json("facts.json")
     sources = {table: raw[table] for table in FACT_TABLES} | {name: read_jsonl(f"{name}.jsonl") for name in POOLS}
     splits = split_by_topic(sources)
     facts = {table: splits[table] for table in FACT_TABLES}
@@ -1249,10 +741,8 @@ def main() -> None:
         write_jsonl(dpo, out / "dpo" / f"{split}.jsonl")
         print(summary(f"sft/{split}", sft, "category"))
         print(summary(f"dpo/{split}", dpo, "dimension"))
-    write_jsonl(SMOLTALK_SAMPLE, out / "samples" / "smoltalk_sample.jsonl")
-    write_jsonl(HH_RLHF_SAMPLE, out / "samples" / "hh_rlhf_sample.jsonl")
-    write_jsonl(GUIDE_PREFERENCE_SAMPLE, out / "samples" / "guide_format_preferences.jsonl")
-    write_jsonl(GUIDE_SFT_SAMPLE, out / "samples" / "guide_format_sft.jsonl")
+    for name, rows in samples().items():
+        write_jsonl(rows, out / "samples" / f"{name}.jsonl")
 
 
 if __name__ == "__main__":
