@@ -252,3 +252,11 @@ def test_no_warning_is_printed_in_the_executed_notebook(path):
              if WARNING.search(text)]
     assert not found, f"{path.name}: code cells print warnings {found}: fix the cause, or silence a third-party one " \
                       "narrowly with a comment naming it"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_trained_models_are_scored_with_their_plain_fp32_forward(path):
+    """After a bf16 run the trainer's model computes in autocast; held-out scores must use the unwrapped forward."""
+    code = "\n".join("".join(c["source"]) for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code")
+    assert not re.search(r"\bmodel\b[^=\n]*=\s*trainer\.model\b", code), \
+        f"{path.name}: use trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)"
