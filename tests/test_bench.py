@@ -1,20 +1,17 @@
 """make bench at equal held-out loss: the time to a target loss and the speed-up on that basis (no training)."""
 
-import importlib.util
 import json
 import math
 from pathlib import Path
 
 import pytest
+from scripts import load_script
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 def load_tool():
-    spec = importlib.util.spec_from_file_location("bench", REPO / "tools" / "bench.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("bench")
 
 
 def curve(*points):

@@ -5,23 +5,17 @@ The widget notebook compares the models that 01 and 02 saved in this test sessio
 Never skipped: without Chromium it fails and says how to install it (`make test` installs it as root).
 """
 
-import importlib.util
 import json
 import os
-from pathlib import Path
 
 import pytest
+from scripts import load_script
 
 from smolkit import outputs_dir
 
-TOOL = Path(__file__).resolve().parent.parent / "tools" / "browser_check.py"
-
 
 def load_tool():
-    spec = importlib.util.spec_from_file_location("browser_check", TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("browser_check")
 
 
 def test_missing_chromium_fails_with_how_to_install(monkeypatch, tmp_path):

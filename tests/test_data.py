@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from datasets import Dataset
+from scripts import data_rows, load_script
 
 import smolkit.data as sd
 from smolkit.data import (
@@ -57,21 +58,8 @@ PREAMBLES = (
     "As an AI",
 )
 
-
-def _load_generator():
-    """Import tools/make_data.py as a module (it is a script, not part of the package)."""
-    spec = importlib.util.spec_from_file_location("make_data", ROOT / "tools" / "make_data.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-make_data = _load_generator()
-
-
-def rows(path: str) -> list[dict]:
-    """The committed rows of one data file, as plain dicts."""
-    return [json.loads(line) for line in (DATA / path).read_text(encoding="utf-8").splitlines()]
+make_data = load_script("make_data")
+rows = data_rows
 
 
 def norm(text: str) -> str:

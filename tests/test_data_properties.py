@@ -4,14 +4,13 @@ The second half checks data/ as a whole: no topic or unit conversion in both spl
 teaching only what its dimension says (a refusal that fits its prompt, length-matched `correct` pairs, ...).
 """
 
-import importlib.util
 import json
 import re
 from decimal import Decimal
-from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from scripts import data_rows, load_script
 
 from smolkit.data import DataError, validate_preference_rows, validate_sft_rows
 
@@ -78,25 +77,11 @@ def test_preference_validation_raises_only_data_error(rows, raw_text):
 # ---------------------------------------------------------------------------------------------
 # Properties of the committed course data (data/): leakage between the splits and what each preference pair teaches.
 
-ROOT = Path(__file__).resolve().parent.parent
-DATA = ROOT / "data"
 SPLITS = ("train", "test")
 
 
-def _load_generator():
-    """Import tools/make_data.py (a script, not part of the package) for its templates and source topics."""
-    spec = importlib.util.spec_from_file_location("make_data", ROOT / "tools" / "make_data.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-make_data = _load_generator()
-
-
-def rows(path: str) -> list[dict]:
-    """The committed rows of one data file."""
-    return [json.loads(line) for line in (DATA / path).read_text(encoding="utf-8").splitlines()]
+make_data = load_script("make_data")
+rows = data_rows
 
 
 def user_texts(row: dict) -> list[str]:

@@ -1,20 +1,17 @@
 """The GPU check: stops at once without CUDA, and fails on half-precision weights or a loss that did not fall."""
 
-import importlib.util
 import subprocess
 from pathlib import Path
 
 import pytest
 import torch
+from scripts import load_script
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 def load_tool():
-    spec = importlib.util.spec_from_file_location("gpu_check", REPO / "tools" / "gpu_check.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("gpu_check")
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA device: the check would run")
