@@ -8,8 +8,8 @@ from typing import Any
 
 import torch
 
-from smolkit.data import count_tokens
 from smolkit.evaluation import completion_logps
+from smolkit.lengths import example_length
 
 
 def config_problems(config: Any) -> list[str]:
@@ -43,10 +43,7 @@ def length_problems(dataset: Any, tokenizer: Any, max_length: int | None) -> lis
         return []
     too_long = []
     for i, row in enumerate(dataset):
-        if "messages" in row:
-            length = count_tokens(tokenizer, row["messages"])
-        else:
-            length = max(count_tokens(tokenizer, row["prompt"] + row[k]) for k in ("chosen", "rejected"))
+        length = example_length(row, tokenizer)
         if length > max_length:
             too_long.append((i, length))
     if not too_long:

@@ -25,6 +25,7 @@ from typing import Any
 
 from datasets import Dataset, load_dataset
 
+from smolkit.lengths import token_ids
 from smolkit.paths import HUB_ID, REPO_ROOT, atomic_write_text, data_dir, hub_offline
 
 ROLES = ("system", "user", "assistant")
@@ -116,7 +117,7 @@ def validate_sft_rows(
         return _sft_to_conversational(obj, file, line)
 
     def lengths(row: dict) -> list[tuple[str, str, int]]:
-        return [("messages", "example", count_tokens(tokenizer, row["messages"]))]
+        return [("messages", "example", len(token_ids(tokenizer, row["messages"])))]
 
     return _validate(rows, file, tokenizer, max_length, convert, _check_sft, lengths)
 
@@ -133,7 +134,7 @@ def validate_preference_rows(
         return _preference_to_conversational(obj, file, line)
 
     def lengths(row: dict) -> list[tuple[str, str, int]]:
-        return [(k, f"prompt + {k}", count_tokens(tokenizer, row["prompt"] + row[k])) for k in ("chosen", "rejected")]
+        return [(k, f"prompt + {k}", len(token_ids(tokenizer, row["prompt"] + row[k]))) for k in ("chosen", "rejected")]
 
     return _validate(rows, file, tokenizer, max_length, convert, _check_preference, lengths)
 
@@ -164,12 +165,6 @@ def _validate(rows: Iterable[tuple[int, Any]], file: str, tokenizer: Any, max_le
             clean.append(row)
     _raise_if_any(problems, clean, file)
     return clean
-
-
-def count_tokens(tokenizer: Any, messages: list[dict]) -> int:
-    """Number of tokens of a conversation rendered with the tokenizer's chat template."""
-    text = tokenizer.apply_chat_template(messages, tokenize=False)
-    return len(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
 def _check_sft(obj: Any, report: Report) -> dict | None:

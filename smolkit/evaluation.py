@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -224,3 +225,15 @@ def reply_measures(prompts: list[list[dict]], replies: list[Reply], dimensions: 
         "stopped_rate": rate([r.stopped for r in replies]),
         "n": len(replies),
     }
+
+
+@torch.no_grad()
+def weight_shift(model: Any, other: Any) -> float:
+    """How far training moved the weights: ||theta - theta_other|| / ||theta_other|| over all parameters."""
+    theirs = dict(other.named_parameters())
+    diff = norm = 0.0
+    for name, param in model.named_parameters():
+        ref = theirs[name].to(param.device, torch.float32)
+        diff += float((param.float() - ref).pow(2).sum())
+        norm += float(ref.pow(2).sum())
+    return math.sqrt(diff / norm) if norm else float("nan")

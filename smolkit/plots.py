@@ -98,3 +98,34 @@ def dpo_loss_curves(betas: tuple[float, ...] = (0.05, 0.1, 0.5, 1.0), span: floa
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
+
+
+def variant_chart(table: Any, stages: Any, title: str = "") -> Any:
+    """Four panels: held-out rates and reply length per variant (rows of `table`), time and memory per stage.
+
+    `table` has one row per variant and the columns format_compliance, exact_match, preference_accuracy,
+    mean_words; `stages` has one row per training stage and the columns seconds and added_mib.
+    """
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 4, figsize=(16, 3.6), gridspec_kw={"width_ratios": [2.2, 1, 1, 1]})
+    rates = table[["format_compliance", "exact_match", "preference_accuracy"]]
+    rates.T.plot.bar(ax=axes[0], rot=0, width=0.8)
+    axes[0].set_ylim(0, 1.05)
+    axes[0].set_title("held-out rates (higher is better)")
+    axes[0].legend(fontsize=8, loc="upper right")
+    colors = [f"C{i}" for i in range(len(table))]
+    axes[1].bar(range(len(table)), table["mean_words"], color=colors)
+    axes[1].set_title("mean words per reply")
+    axes[2].bar(range(len(stages)), stages["seconds"], color="#7a9cc6")
+    axes[2].set_title("training time per stage (s)")
+    axes[3].bar(range(len(stages)), stages["added_mib"], color="#c69a7a")
+    axes[3].set_title("memory added by a stage (MiB)")
+    for ax, labels in ((axes[1], table.index), (axes[2], stages.index), (axes[3], stages.index)):
+        ax.set_xticks(range(len(labels)), [str(label).replace(" ", "\n", 1) for label in labels], fontsize=8)
+    for ax in axes:
+        ax.grid(axis="y", alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig

@@ -16,7 +16,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-RECIPE_FILE = "recipe.json"
+from smolkit.models import EMBEDDED, EMBEDDED_CACHE_NAME, EMBEDDED_PIN, RECIPE_FILE, embedded_checkpoint
+
 REUSE = "reuse"
 
 # Config fields that change where and how a run reports or evaluates, never the weights it ends with (evaluation
@@ -64,8 +65,6 @@ def _file_digest(paths: list[Path]) -> str:
 
 def model_fingerprint(name: str | os.PathLike) -> str | None:
     """A starting model's identity: the recorded fingerprint beside a saved folder, else its bytes; None for hub ids."""
-    from smolkit.models import EMBEDDED, EMBEDDED_CACHE_NAME, EMBEDDED_PIN, embedded_checkpoint
-
     if str(name) == EMBEDDED:
         provenance = json.loads((embedded_checkpoint() / "smolkit.json").read_text(encoding="utf-8"))
         return _sha256(_canonical({"package": EMBEDDED_PIN, "gguf_sha256": provenance["sha256"],
@@ -108,14 +107,6 @@ def read_recipe(folder: str | os.PathLike) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return recipe if isinstance(recipe, dict) else None
-
-
-def write_recipe(folder: str | os.PathLike, recipe: dict[str, Any]) -> Path:
-    """Write `recipe` as recipe.json in `folder` (save_model calls it inside its atomic save)."""
-    path = Path(folder) / RECIPE_FILE
-    path.write_text(json.dumps(recipe, indent=2, sort_keys=True, ensure_ascii=False, default=str) + "\n",
-                    encoding="utf-8")
-    return path
 
 
 def _flat(value: Any, prefix: str = "") -> dict[str, Any]:

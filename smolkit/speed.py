@@ -1,4 +1,5 @@
-"""Speed-ups for training on a CPU that no config field reaches; `speed_up` applies them (timed by `make bench`).
+"""Speed-ups for training on a CPU that no config field reaches; `speed_up` applies them (notebook 04, `make bench`;
+in the lessons only with `CPU_SPEED_UPS = True`).
 
 None of them changes what is computed: the same loss and gradients (up to float rounding), in less time.
 - `packed_attention`: padding-free batches put several conversations in one row. PyTorch's SDPA then needs a

@@ -11,7 +11,7 @@ import os
 import pytest
 from scripts import load_script
 
-from smolkit import outputs_dir
+from smolkit.paths import outputs_dir
 
 
 def load_tool():

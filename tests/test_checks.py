@@ -7,9 +7,9 @@ import torch
 from datasets import Dataset
 from trl import DPOConfig, SFTConfig
 
-from smolkit import tiny_model, use_template
 from smolkit.checks import PreflightError, check_training, config_problems, preflight
-from smolkit.templates import GUIDE_TEMPLATE
+from smolkit.models import tiny_model
+from smolkit.templates import GUIDE_TEMPLATE, use_template
 
 
 def sft(**kw):

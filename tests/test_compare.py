@@ -1,4 +1,4 @@
-"""smolkit.compare: weight shift, resident memory and the variant chart used by notebook 03."""
+"""What notebook 03 compares variants with: weight shift (evaluation), resident memory (measure), the chart (plots)."""
 
 import copy
 import math
@@ -7,8 +7,10 @@ import matplotlib
 import pandas as pd
 import torch
 
-from smolkit.compare import resident_mib, variant_chart, weight_shift
+from smolkit.evaluation import weight_shift
+from smolkit.measure import resident_mib
 from smolkit.models import tiny_model
+from smolkit.plots import variant_chart
 
 matplotlib.use("Agg")
 

@@ -37,7 +37,7 @@ SIMULATE = textwrap.dedent('''
     from smolkit.hardware import pick_device, pick_dtype
     from smolkit.models import load_model, tiny_model
     from smolkit.speed import speed_up
-    from smolkit.train import recommended_settings
+    from smolkit.settings import recommended_settings
 
     folder = sys.argv[2]
     model, tokenizer = tiny_model()

@@ -6,7 +6,6 @@ import math
 import pytest
 import torch
 
-from smolkit import tiny_model, use_template
 from smolkit.evaluation import (
     Reply,
     _completion_ids,
@@ -22,6 +21,8 @@ from smolkit.evaluation import (
     sft_metrics,
     shorter_answer_baseline,
 )
+from smolkit.models import tiny_model
+from smolkit.templates import use_template
 from smolkit.widgets import beta_summary, dpo_gradient_weight, dpo_loss
 
 

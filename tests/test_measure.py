@@ -1,19 +1,20 @@
-"""smolkit.measure (time, peak memory, memory estimate, measured runs) and the per-hardware settings."""
+"""smolkit.measure (time, peak memory, measured runs) and smolkit.hardware's memory estimate and per-target settings."""
 
 import numpy as np
 import pytest
 from trl import DPOConfig, SFTConfig
 
-from smolkit.hardware import bf16_training, matmul_gflops
-from smolkit.measure import (
+from smolkit.hardware import (
     ARCHITECTURES,
+    TARGETS,
     architecture_parameters,
+    bf16_training,
+    config_code,
     estimate_memory,
-    peak_memory_mib,
-    track,
-    training_run,
+    matmul_gflops,
+    setup_for,
 )
-from smolkit.train import TARGETS, config_code, setup_for
+from smolkit.measure import peak_memory_mib, track, training_run
 
 
 def test_track_sees_a_block_allocate_memory():

@@ -12,9 +12,17 @@ import pytest
 import torch
 
 import smolkit.models as models
-from smolkit import EMBEDDED, ModelLoadError, count_parameters, load_model, pick_dtype, tiny_model
 from smolkit.evaluation import generate
-from smolkit.models import embedded_checkpoint, resolve_model
+from smolkit.hardware import pick_dtype
+from smolkit.models import (
+    EMBEDDED,
+    ModelLoadError,
+    count_parameters,
+    embedded_checkpoint,
+    load_model,
+    resolve_model,
+    tiny_model,
+)
 from smolkit.paths import atomic_dir, atomic_write_text
 
 REPO = Path(__file__).resolve().parent.parent

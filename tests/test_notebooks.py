@@ -15,7 +15,7 @@ from pathlib import Path
 import papermill
 import pytest
 
-from smolkit import outputs_dir
+from smolkit.paths import outputs_dir
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))

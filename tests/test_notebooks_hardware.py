@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from smolkit import outputs_dir
+from smolkit.paths import outputs_dir
 
 pytestmark = pytest.mark.notebook_outputs
 

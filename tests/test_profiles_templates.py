@@ -4,7 +4,8 @@ import copy
 
 import pytest
 
-from smolkit import PROFILES, get_profile, tiny_model
+from smolkit.models import tiny_model
+from smolkit.profiles import PROFILES, get_profile
 from smolkit.templates import GUIDE_TEMPLATE, loss_tokens, render, use_template
 
 

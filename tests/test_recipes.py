@@ -9,11 +9,11 @@ import pytest
 import torch
 from trl import DPOConfig, SFTConfig, SFTTrainer
 
-from smolkit import tiny_model, use_template
 from smolkit.data import load_sft
 from smolkit.evalcache import cached_generate, cached_logps, weights_digest
-from smolkit.models import save_model
-from smolkit.recipes import RECIPE_FILE, REUSE, config_values, model_fingerprint, reuse_or_why, training_recipe
+from smolkit.models import RECIPE_FILE, save_model, tiny_model
+from smolkit.recipes import REUSE, config_values, model_fingerprint, reuse_or_why, training_recipe
+from smolkit.templates import use_template
 
 ROWS = load_sft(split="train").select(range(2)).select_columns(["messages"])
 

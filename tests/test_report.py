@@ -2,7 +2,7 @@
 
 import json
 
-from smolkit import save_metrics
+from smolkit.paths import save_metrics
 from smolkit.report import build_report, flatten, write_report
 
 

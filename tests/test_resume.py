@@ -10,9 +10,10 @@ import torch
 from transformers import TrainerCallback
 from trl import SFTConfig, SFTTrainer
 
-from smolkit import tiny_model, use_template
 from smolkit.data import load_sft
+from smolkit.models import tiny_model
 from smolkit.paths import remove_checkpoints, start_or_resume
+from smolkit.templates import use_template
 
 
 def config(out):

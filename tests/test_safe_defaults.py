@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from smolkit import ModelLoadError, load_model, tiny_model
+from smolkit.models import ModelLoadError, load_model, tiny_model
 
 REPO = Path(__file__).resolve().parent.parent
 

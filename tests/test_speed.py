@@ -7,8 +7,8 @@ import pytest
 import torch
 from trl import SFTConfig, SFTTrainer
 
-from smolkit import tiny_model, use_template
 from smolkit.data import load_sft
+from smolkit.models import tiny_model
 from smolkit.speed import (
     CPU_VOCAB_TILE,
     PACKED_ATTENTION,
@@ -19,6 +19,7 @@ from smolkit.speed import (
     speed_up,
     use_packed_attention,
 )
+from smolkit.templates import use_template
 
 
 @pytest.fixture(autouse=True)

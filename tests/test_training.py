@@ -5,8 +5,9 @@ import math
 
 from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer
 
-from smolkit import tiny_model, use_template
 from smolkit.data import load_preferences, load_sft
+from smolkit.models import tiny_model
+from smolkit.templates import use_template
 
 COMMON = {"use_cpu": True, "bf16": False, "report_to": "none", "save_strategy": "no", "max_steps": 2,
           "logging_steps": 1, "activation_checkpointing": False, "disable_tqdm": True, "seed": 0}

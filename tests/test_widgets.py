@@ -5,8 +5,9 @@ import itertools
 
 import pytest
 
-from smolkit import decision, tiny_model, widgets
+from smolkit import decision, widgets
 from smolkit.decision import GOALS, METHODS, Recommendation, explain, recommend
+from smolkit.models import tiny_model
 
 # ---------------------------------------------------------------- decision logic
 

@@ -1,7 +1,7 @@
 """`make bench`: the guide's training settings against the course's recommended ones, on the same job.
 
 For SFT and for DPO, the same examples are trained for one pass with (A) the guide's settings as written and
-(B) `smolkit.train.recommended_settings` for this machine plus `smolkit.speed.speed_up`, interleaved A, B, A, B
+(B) `smolkit.settings.recommended_settings` for this machine plus `smolkit.speed.speed_up`, interleaved A, B, A, B
 so that a noisy neighbour hurts both; each variant's best run counts (its median is kept too). Every run has a
 fresh process of its own, so the speed-ups of B never reach A and each peak memory is its own. Printed and
 written to outputs/bench/bench.json (+ bench.png): wall time of the job, step time, tokens/s (only tokens that
@@ -31,21 +31,17 @@ from pathlib import Path
 
 import torch
 
-from smolkit import describe, load_model, outputs_dir, use_template
 from smolkit.data import load_preferences, load_sft
-from smolkit.hardware import matmul_gflops, pick_device
+from smolkit.hardware import describe, matmul_gflops, pick_device
+from smolkit.lengths import group_by_length, loss_token_count, total_tokens
 from smolkit.measure import in_fresh_process, peak_memory_mib, reset_peak_memory, track
-from smolkit.paths import atomic_write_text
+from smolkit.models import load_model
+from smolkit.paths import atomic_write_text, outputs_dir
 from smolkit.profiles import PROFILES
+from smolkit.settings import guide_config, recommended_settings
 from smolkit.speed import speed_up
-from smolkit.train import group_by_length, guide_config, loss_token_count, recommended_settings, token_ids
-
-
-def all_tokens(stage: str, dataset, tokenizer) -> int:
-    """Non-padding tokens a pass over the data runs through the model (prompt and answers)."""
-    if stage == "sft":
-        return sum(len(token_ids(tokenizer, m)) for m in dataset["messages"])
-    return sum(len(token_ids(tokenizer, r["prompt"] + r[k])) for r in dataset for k in ("chosen", "rejected"))
+from smolkit.templates import use_template
+from smolkit.trainer import build_trainer
 
 
 def job(stage: str, n: int, tokenizer):
@@ -247,8 +243,6 @@ def run_once(stage: str, variant: str, base, tokenizer, dataset, device: str, wo
     With `evaluation` (a held-out slice), TRL evaluates it at the start and about `evaluations` times more,
     evenly over the pass (always at the last step); the per-pass seconds still leave those evaluations out.
     """
-    from trl import DPOTrainer, SFTTrainer
-
     common = {"num_train_epochs": 1, "max_steps": -1, "logging_steps": 10, "seed": 0, "report_to": "none",
               "save_strategy": "no", "disable_tqdm": True}
     if stage == "sft":
@@ -270,13 +264,7 @@ def run_once(stage: str, variant: str, base, tokenizer, dataset, device: str, wo
     if variant == "recommended" and config.train_sampling_strategy == "sequential":  # batches of similar length
         dataset = group_by_length(dataset, tokenizer, config.per_device_train_batch_size, seed=0)
     model = copy.deepcopy(base)
-    if stage == "sft":
-        trainer = SFTTrainer(model=model, args=config, train_dataset=dataset, eval_dataset=evaluation,
-                             processing_class=tokenizer)
-    else:
-        ref = None if config.precompute_ref_log_probs else copy.deepcopy(base).eval().requires_grad_(False)
-        trainer = DPOTrainer(model=model, ref_model=ref, args=config, train_dataset=dataset,
-                             eval_dataset=evaluation, processing_class=tokenizer)
+    trainer = build_trainer(model, tokenizer, config, dataset, eval_dataset=evaluation)
     from transformers.trainer_callback import PrinterCallback
 
     trainer.remove_callback(PrinterCallback)  # no metric dicts between the bench's own lines
@@ -416,7 +404,7 @@ def main(argv: list[str] | None = None) -> int:
         n = opts.sft_examples if stage == "sft" else opts.dpo_examples
         n_eval = opts.sft_eval_examples if stage == "sft" else opts.dpo_eval_examples
         data = job(stage, n, tokenizer)
-        loss_tokens, tokens = loss_token_count(stage, data, tokenizer), all_tokens(stage, data, tokenizer)
+        loss_tokens, tokens = loss_token_count(data, tokenizer), total_tokens(data, tokenizer)
         runs: dict[str, list] = {"guide": [], "recommended": []}
         for rep in range(opts.repeats):
             for variant in ("guide", "recommended"):

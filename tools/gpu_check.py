@@ -3,7 +3,7 @@
 Runs 01 (SFT) and 02 (DPO) with papermill at the default profile (short on a GPU) on the embedded model, into
 `outputs/gpu-check/`, then prints one table: the device, the dtype of the trained weights, the bf16/fp16 flags,
 the loss first -> last, held-out metrics before -> after, tokens per second, and the peak GPU memory against
-`smolkit.measure.estimate_memory`. Exits 1 when no CUDA device is present (at once), when a loss did not fall,
+`smolkit.hardware.estimate_memory`. Exits 1 when no CUDA device is present (at once), when a loss did not fall,
 or when a trained weight was half precision. Run it with `make gpu-check` (or `bash tools/gpu_check.sh`).
 """
 
@@ -46,7 +46,7 @@ def run_notebooks() -> dict[str, float]:
 
 def estimate_mib(metrics: dict, stage: str) -> float:
     """estimate_memory for the run a notebook recorded: full fine-tuning, fp32 weights, its mean batch in tokens."""
-    from smolkit.measure import ARCHITECTURES, estimate_memory
+    from smolkit.hardware import ARCHITECTURES, estimate_memory
 
     params = metrics["parameters"]
     return estimate_memory(params, params, logged(metrics)["tokens"] // metrics["steps"],
