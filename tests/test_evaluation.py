@@ -118,20 +118,45 @@ def tiny():
     return model, use_template(copy.deepcopy(tok))
 
 
-def test_completion_ids_split_like_dpo_trainer(tiny):
-    _, tok = tiny
-    prompt = [{"role": "user", "content": "What is 2+2?"}]
-    p, c = _completion_ids(tok, prompt, [{"role": "assistant", "content": "The answer is 4."}])
-    assert tok.decode(p).endswith("Assistant:") and tok.decode(c) == " The answer is 4.<|im_end|>"
+# Two preference rows whose answers differ in length; the second has a system turn.
+PAIRS = {
+    "prompt": [[{"role": "user", "content": "What is 2+2?"}],
+               [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Name a colour."}]],
+    "chosen": [[{"role": "assistant", "content": "The answer is 4."}], [{"role": "assistant", "content": "Blue."}]],
+    "rejected": [[{"role": "assistant", "content": "Well, let me think: it is 4, I believe."}],
+                 [{"role": "assistant", "content": "Sure! A colour is blue, or red."}]],
+}
 
 
-def test_completion_lengths_count_the_answer_tokens_that_are_scored(tiny):
+@pytest.fixture(scope="module")
+def dpo_tokenized(tiny, tmp_path_factory):
+    """PAIRS as TRL's DPOTrainer tokenizes them for training (prompt_ids, chosen_ids, rejected_ids per row)."""
+    from datasets import Dataset
+    from trl import DPOConfig, DPOTrainer
+
+    model, tok = tiny
+    model = copy.deepcopy(model)
+    config = DPOConfig(output_dir=str(tmp_path_factory.mktemp("dpo")), use_cpu=True, bf16=False, report_to="none",
+                       save_strategy="no", max_length=None, disable_tqdm=True)
+    trainer = DPOTrainer(model=model, ref_model=copy.deepcopy(model), args=config,
+                         train_dataset=Dataset.from_dict(PAIRS), processing_class=copy.deepcopy(tok))
+    return trainer.train_dataset
+
+
+def test_completion_ids_split_like_dpo_trainer(tiny, dpo_tokenized):
     _, tok = tiny
-    prompts = [[{"role": "user", "content": "What is 2+2?"}]] * 2
-    answers = [[{"role": "assistant", "content": "The answer is 4."}], [{"role": "assistant", "content": "4"}]]
-    lengths = completion_lengths(tok, prompts, answers)
-    assert lengths.tolist() == [len(_completion_ids(tok, p, a)[1]) for p, a in zip(prompts, answers)]
-    assert lengths[0] > lengths[1] > 0
+    for i, row in enumerate(dpo_tokenized):
+        for answer in ("chosen", "rejected"):
+            prompt_ids, answer_ids = _completion_ids(tok, PAIRS["prompt"][i], PAIRS[answer][i])
+            assert prompt_ids == row["prompt_ids"] and answer_ids == row[f"{answer}_ids"], (i, answer)
+    assert tok.decode(dpo_tokenized[0]["chosen_ids"]) == " The answer is 4.<|im_end|>"  # the answer, EOS included
+
+
+def test_completion_lengths_count_the_answer_tokens_that_dpo_scores(tiny, dpo_tokenized):
+    _, tok = tiny
+    for answer in ("chosen", "rejected"):
+        lengths = completion_lengths(tok, PAIRS["prompt"], PAIRS[answer])
+        assert lengths.tolist() == [len(ids) for ids in dpo_tokenized[f"{answer}_ids"]]
 
 
 def test_completion_logps_match_a_direct_computation_and_ignore_padding(tiny):
@@ -148,11 +173,19 @@ def test_completion_logps_match_a_direct_computation_and_ignore_padding(tiny):
 
 def test_generate_is_greedy_batched_and_restores_state(tiny):
     model, tok = tiny
+    model = copy.deepcopy(model)
+    with torch.no_grad():  # larger weights than the init's, so the reply depends on the prompt (and its padding)
+        generator = torch.Generator().manual_seed(0)
+        for name, param in model.named_parameters():
+            if "norm" not in name:
+                param.normal_(0, 0.2, generator=generator)
     model.train()
     convs = [[{"role": "user", "content": "Hi"}], [{"role": "user", "content": "Tell me a long story please"}]]
     one = generate(model, tok, convs, max_new_tokens=5, batch_size=1)
-    two = generate(model, tok, convs, max_new_tokens=5, batch_size=2)
+    two = generate(model, tok, convs, max_new_tokens=5, batch_size=2)  # the short prompt is padded
+    assert one[0].text != one[1].text  # each reply answers its own prompt
     assert [r.text for r in one] == [r.text for r in two]
+    assert [r.text for r in generate(model, tok, convs, max_new_tokens=5)] == [r.text for r in one]  # no sampling
     assert all(r.new_tokens <= 5 for r in one)
     assert model.training and tok.padding_side == "right"
 
