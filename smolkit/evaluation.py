@@ -1,4 +1,4 @@
-"""Generating replies and measuring them on held-out prompts."""
+"""Measuring models: replies on held-out prompts, answer log-probs on held-out pairs, how far weights moved."""
 
 from __future__ import annotations
 
