@@ -136,6 +136,17 @@ def test_pipeline_notebook_compares_four_variants_on_the_same_data():
 
 
 @pytest.mark.notebook_outputs
+def test_pipeline_reuses_the_models_of_01_and_02_because_its_configs_are_theirs():
+    """03 writes its SFT and DPO configs again; only identical recipes let it load 01's and 02's models."""
+    m = _metrics("03_pipeline")
+    measured_in = {name: stage["measured_in"] for name, stage in m["stages"].items()}
+    assert measured_in == {"sft": "01_sft", "dpo_after_sft": "02_dpo", "dpo_direct": "03_pipeline"}
+    assert m["recipe_fingerprints"]["sft"] == _metrics("01_sft")["recipe_fingerprint"]
+    assert m["recipe_fingerprints"]["dpo_after_sft"] == _metrics("02_dpo")["recipe_fingerprint"]
+    assert m["reuse"] == {"sft": "reuse", "dpo_after_sft": "reuse"}
+
+
+@pytest.mark.notebook_outputs
 @pytest.mark.parametrize("stage", ["sft", "dpo", "pipeline"])
 def test_saved_models_load_offline_with_plain_transformers(stage):
     from transformers import AutoModelForCausalLM, AutoTokenizer
