@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import json
+import textwrap
 from typing import Any
 
 import matplotlib.pyplot as plt
@@ -100,20 +101,31 @@ def dpo_loss_curves(betas: tuple[float, ...] = (0.05, 0.1, 0.5, 1.0), span: floa
     return fig
 
 
+def _tick_label(label: Any, many: bool) -> str:
+    """A bar's label: two lines at the first space, or wrapped at 14 characters when bars are many."""
+    return textwrap.fill(str(label), 14) if many else str(label).replace(" ", "\n", 1)
+
+
 def variant_chart(table: Any, stages: Any, title: str = "") -> Any:
     """Four panels: held-out rates and reply length per variant (rows of `table`), time and memory per stage.
 
     `table` has one row per variant and the columns format_compliance, exact_match, preference_accuracy,
-    mean_words; `stages` has one row per training stage and the columns seconds and added_mib.
+    mean_words; `stages` has one row per training stage and the columns seconds and added_mib. Up to four
+    variants and three stages the panels stand in one row; more bars get a 2 x 2 grid with wrapped labels.
     """
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 4, figsize=(16, 3.6), gridspec_kw={"width_ratios": [2.2, 1, 1, 1]})
+    many = len(table) > 4 or len(stages) > 3
+    if many:
+        fig, grid = plt.subplots(2, 2, figsize=(15, 8.5))
+        axes = list(grid.ravel())
+    else:
+        fig, axes = plt.subplots(1, 4, figsize=(16, 3.6), gridspec_kw={"width_ratios": [2.2, 1, 1, 1]})
     rates = table[["format_compliance", "exact_match", "preference_accuracy"]]
     rates.T.plot.bar(ax=axes[0], rot=0, width=0.8)
-    axes[0].set_ylim(0, 1.05)
+    axes[0].set_ylim(0, 1.3 if many else 1.05)  # many: room above the bars for a legend of three columns
     axes[0].set_title("held-out rates (higher is better)")
-    axes[0].legend(fontsize=8, loc="upper right")
+    axes[0].legend(fontsize=8, **({"loc": "upper center", "ncol": 3} if many else {"loc": "upper right"}))
     colors = [f"C{i}" for i in range(len(table))]
     axes[1].bar(range(len(table)), table["mean_words"], color=colors)
     axes[1].set_title("mean words per reply")
@@ -122,10 +134,49 @@ def variant_chart(table: Any, stages: Any, title: str = "") -> Any:
     axes[3].bar(range(len(stages)), stages["added_mib"], color="#c69a7a")
     axes[3].set_title("memory added by a stage (MiB)")
     for ax, labels in ((axes[1], table.index), (axes[2], stages.index), (axes[3], stages.index)):
-        ax.set_xticks(range(len(labels)), [str(label).replace(" ", "\n", 1) for label in labels], fontsize=8)
+        ax.set_xticks(range(len(labels)), [_tick_label(label, many) for label in labels], fontsize=8)
     for ax in axes:
         ax.grid(axis="y", alpha=0.3)
     if title:
         fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+DIAL_OUTCOMES = ("replies_changed", "refusal_rate_on_unsafe", "format_request_kept", "filler_opening_rate",
+                 "sft_format_compliance", "logp_per_token_accuracy")
+
+
+def dial_chart(runs: Any, start: dict[str, float], learning_rate: float, beta: float, title: str = "") -> Any:
+    """Three panels, one per dial (learning rate, beta, loss type), each run's held-out outcomes against it.
+
+    `runs` has one row per run with the columns learning_rate, beta, loss_type and DIAL_OUTCOMES. A panel shows
+    the runs that differ from (learning_rate, beta, "sigmoid") in its own dial only; dotted lines are `start`.
+    """
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.2), sharey=True, gridspec_kw={"width_ratios": [1, 1, 1.3]})
+    panels = [("learning_rate", (runs["beta"] == beta) & (runs["loss_type"] == "sigmoid"), "log"),
+              ("beta", (runs["learning_rate"] == learning_rate) & (runs["loss_type"] == "sigmoid"), "log"),
+              ("loss_type", (runs["learning_rate"] == learning_rate) & (runs["beta"] == beta), None)]
+    for ax, (dial, chosen, scale) in zip(axes, panels):
+        shown = runs[chosen].sort_values(dial) if scale else runs[chosen]
+        x = shown[dial].tolist() if scale else list(range(len(shown)))
+        for i, outcome in enumerate(DIAL_OUTCOMES):
+            ax.plot(x, shown[outcome], marker="o", color=f"C{i}", label=outcome)
+            if outcome in start:
+                ax.axhline(start[outcome], color=f"C{i}", ls=":", lw=1)
+        if scale and len(shown):
+            ax.set_xscale(scale)
+            ax.set_xticks(sorted(set(x)), [f"{v:g}" for v in sorted(set(x))])  # the grid's values, nothing between
+            ax.minorticks_off()
+        else:
+            ax.set_xticks(x, shown[dial].tolist(), rotation=20, fontsize=8)
+        fixed = {"learning_rate": f"beta {beta:g}, sigmoid", "beta": f"lr {learning_rate:g}, sigmoid",
+                 "loss_type": f"lr {learning_rate:g}, beta {beta:g}"}[dial]
+        ax.set_title(f"{dial} ({fixed})" if len(shown) else f"{dial}: no run in this grid", fontsize=10)
+        ax.set_ylim(-0.03, 1.03)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("share of held-out items")
+    axes[-1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    fig.suptitle(title or "DPO's dials against held-out outcomes (dotted: the starting model)")
     fig.tight_layout()
     return fig

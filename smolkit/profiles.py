@@ -27,6 +27,11 @@ class Profile:
     train_rows: int | None = None  # training rows the notebooks use (None: all); smoke: enough for its steps x batch
     eval_steps: int = 10  # the trainer evaluates a held-out slice at the start and every eval_steps steps
     curve_eval_size: int = 16  # held-out rows in that slice (conversations for SFT, pairs for DPO)
+    dial_steps: int = 12  # notebook 05: optimizer steps of each DPO run in the grid
+    dial_batch_size: int = 2  # notebook 05: pairs per step of each run
+    dial_eval_size: int = 4  # notebook 05: held-out pairs (and reply prompts) per preference dimension
+    dial_sft_size: int = 16  # notebook 05: held-out SFT conversations scored for what DPO costs SFT's skills
+    dial_new_tokens: int = 48  # notebook 05: generation length of its held-out replies
 
 
 PROFILES: dict[str, Profile] = {
@@ -34,7 +39,8 @@ PROFILES: dict[str, Profile] = {
     # steps, so no 1.5 GB checkpoint is written (resuming from one is tested in tests/test_resume.py).
     "smoke": Profile("smoke", sft_steps=2, dpo_steps=2, sft_batch_size=2, dpo_batch_size=2,
                      sft_learning_rate=5e-5, dpo_learning_rate=1e-6, eval_size=4, show_size=2, max_new_tokens=16,
-                     logging_steps=1, save_steps=1000, train_rows=4, eval_steps=1, curve_eval_size=2),
+                     logging_steps=1, save_steps=1000, train_rows=4, eval_steps=1, curve_eval_size=2,
+                     dial_steps=1, dial_batch_size=2, dial_eval_size=1, dial_sft_size=2, dial_new_tokens=16),
     # A laptop CPU finishes each notebook in minutes, with measurable effects. The batch shapes are the
     # measured fast ones (make bench): the guide's 480 SFT and 160 DPO examples in fewer, larger steps, at
     # the guide's learning rates. Held-out metrics stayed within a question of the smaller batches (SFT 30 x 16
@@ -45,7 +51,8 @@ PROFILES: dict[str, Profile] = {
     # The seed guide's settings, for a GPU.
     "full": Profile("full", sft_steps=1000, dpo_steps=500, sft_batch_size=4, dpo_batch_size=2,
                     sft_learning_rate=5e-5, dpo_learning_rate=1e-6, eval_size=None, show_size=8, max_new_tokens=128,
-                    logging_steps=10, save_steps=100, eval_steps=50, curve_eval_size=64),
+                    logging_steps=10, save_steps=100, eval_steps=50, curve_eval_size=64,
+                    dial_steps=100, dial_batch_size=4, dial_eval_size=22, dial_sft_size=150, dial_new_tokens=128),
 }
 
 
@@ -53,7 +60,8 @@ PROFILES: dict[str, Profile] = {
 # learning rates in (0, MAX_LEARNING_RATE], a guard against typos: the guide uses 5e-5 (SFT) and 1e-6 (DPO).
 MINIMUMS = {"sft_steps": 1, "dpo_steps": 1, "sft_batch_size": 1, "dpo_batch_size": 1, "eval_size": 1, "show_size": 0,
             "max_new_tokens": 1, "logging_steps": 1, "save_steps": 1, "train_rows": 1, "eval_steps": 1,
-            "curve_eval_size": 1}
+            "curve_eval_size": 1, "dial_steps": 1, "dial_batch_size": 1, "dial_eval_size": 1, "dial_sft_size": 1,
+            "dial_new_tokens": 1}
 LEARNING_RATES = ("sft_learning_rate", "dpo_learning_rate")
 MAX_LEARNING_RATE = 1e-2
 

@@ -106,11 +106,18 @@ def test_dpo_evaluated_held_out_pairs_while_training():
     assert log[0]["eval_rewards/margins"] == 0  # at step 0 the policy is its reference
 
 
+VARIANT_FIELDS = {"format_compliance", "exact_match", "preference_accuracy", "logp_per_token_accuracy",
+                  "reward_accuracy_vs_start", "mean_margin_vs_start", "mean_words", "clean_stop_rate",
+                  "preference_by_dimension", "chat_template", "train_seconds", "stages"}
+
+
 @pytest.mark.notebook_outputs
-def test_pipeline_notebook_compares_four_variants_on_the_same_data():
+def test_pipeline_notebook_compares_six_variants_on_the_same_data():
     m = _metrics("03_pipeline")
-    assert set(m["variants"]) == {"sft_then_dpo", "sft_only", "dpo_only", "start"}
+    assert set(m["variants"]) == {"sft_then_dpo", "sft_only", "dpo_only", "dpo_native_template", "start",
+                                  "sft_on_chosen"}
     for name, v in m["variants"].items():
+        assert set(v) == VARIANT_FIELDS, (name, set(v) ^ VARIANT_FIELDS)  # the same fields for every variant
         assert 0 <= v["logp_per_token_accuracy"] <= 1
         assert (v["mean_margin_vs_start"] is None) == (name == "start")
     assert m["eval_rows"] > 0 and m["eval_pairs"] > 0
@@ -120,7 +127,8 @@ def test_pipeline_notebook_compares_four_variants_on_the_same_data():
         assert v["exact_match"] is None or 0 <= v["exact_match"] <= 1
         assert v["mean_words"] > 0
     stages_of = {"sft_then_dpo": {"sft", "dpo_after_sft"}, "sft_only": {"sft"}, "dpo_only": {"dpo_direct"},
-                 "start": set()}
+                 "dpo_native_template": {"dpo_direct_native"}, "start": set(),
+                 "sft_on_chosen": {"sft", "sft_on_chosen"}}
     for name, stages in stages_of.items():
         assert set(m["variants"][name]["stages"]) == stages
         for stage in m["variants"][name]["stages"].values():
@@ -136,18 +144,64 @@ def test_pipeline_notebook_compares_four_variants_on_the_same_data():
 
 
 @pytest.mark.notebook_outputs
+def test_pipeline_sft_on_chosen_sees_dpos_pairs_at_sfts_learning_rate():
+    """(e): SFT from the SFT model on prompt + chosen of DPO's pairs, DPO's steps and batch, SFT's learning rate."""
+    m = _metrics("03_pipeline")
+    stage, run, dpo = m["stages"]["sft_on_chosen"], m["sft_on_chosen"], m["dpo"]
+    assert stage["measured_in"] == "03_pipeline"
+    assert (stage["steps"], stage["batch_size"]) == (dpo["steps"], dpo["batch_size"])
+    assert run["steps_done"] == dpo["steps"] and run["examples_seen"] == dpo["steps"] * dpo["batch_size"]
+    assert len(run["losses"]) == dpo["steps"] and all(loss > 0 for loss in run["losses"])  # smoke: logs every step
+    assert stage["learning_rate"] == m["sft"]["learning_rate"]  # SFT's rate, 50x DPO's
+    assert math.isclose(stage["learning_rate"], 50 * dpo["learning_rate"])
+    assert m["stages"]["dpo_after_sft"]["examples_seen"] == stage["examples_seen"]  # as many answers as DPO's pairs
+    # (a) and (e) against their common start, the SFT model, per dimension
+    for name in ("sft_then_dpo", "sft_on_chosen"):
+        half = m["rejected_half"][name]
+        assert half["preference_accuracy"] == m["variants"][name]["preference_by_dimension"]
+        assert set(half) == {"preference_accuracy", "chosen_logp_change", "rejected_logp_change", "gap_grew"}
+        for measure in half.values():
+            assert set(measure) == set(half["preference_accuracy"]) and None not in measure.values()
+        assert all(0 <= x <= 1 for x in half["gap_grew"].values())
+    assert m["rejected_half_verdict"].startswith(("the rejected answers added most on", "on no dimension"))
+    assert "(e)" in m["claims"]["data"]  # the guide's table reads (e) in its data row
+
+
+@pytest.mark.notebook_outputs
+def test_pipeline_dpo_native_template_trains_and_scores_with_the_models_own_template():
+    """(c′): (c)'s DPO, but with the start's own (ChatML) template, scored against the start under that template."""
+    m = _metrics("03_pipeline")
+    templates = {name: v["chat_template"] for name, v in m["variants"].items()}
+    assert templates == {**dict.fromkeys(templates, "guide"), "dpo_native_template": "native"}
+    guide, native = m["rendered_prompt"]["guide"], m["rendered_prompt"]["native"]
+    assert guide.startswith("Human: ") and guide.endswith("Assistant:")
+    assert "<|im_start|>user\n" in native and native.endswith("<|im_start|>assistant\n") and "Human:" not in native
+    native_stage, guide_stage = m["stages"]["dpo_direct_native"], m["stages"]["dpo_direct"]
+    same = ("steps", "batch_size", "learning_rate", "beta")
+    assert {k: native_stage[k] for k in same} == {k: guide_stage[k] for k in same}  # (c)'s DPOConfig
+    assert native_stage["measured_in"] == "03_pipeline" and native_stage["weight_shift"] > 0
+    variant, reference = m["variants"]["dpo_native_template"], m["start_native_template"]
+    assert reference["reward_accuracy_vs_start"] is None and 0 <= reference["format_compliance"] <= 1
+    assert variant["reward_accuracy_vs_start"] == m["dpo_heldout_reward_accuracy"]["dpo_direct_native"]
+    # Two smoke steps at 1e-6 barely move the weights, so the margin against the start under the same template
+    # is tiny; against the start scored under the guide's template it would be about 0.5 (a few nats x beta).
+    assert abs(variant["mean_margin_vs_start"]) < 0.05
+
+
+@pytest.mark.notebook_outputs
 def test_pipeline_reuses_the_models_of_01_and_02_because_its_configs_are_theirs():
     """03 writes its SFT and DPO configs again; only identical recipes let it load 01's and 02's models."""
     m = _metrics("03_pipeline")
     measured_in = {name: stage["measured_in"] for name, stage in m["stages"].items()}
-    assert measured_in == {"sft": "01_sft", "dpo_after_sft": "02_dpo", "dpo_direct": "03_pipeline"}
+    assert measured_in == {"sft": "01_sft", "dpo_after_sft": "02_dpo", "sft_on_chosen": "03_pipeline",
+                           "dpo_direct": "03_pipeline", "dpo_direct_native": "03_pipeline"}
     assert m["recipe_fingerprints"]["sft"] == _metrics("01_sft")["recipe_fingerprint"]
     assert m["recipe_fingerprints"]["dpo_after_sft"] == _metrics("02_dpo")["recipe_fingerprint"]
     assert m["reuse"] == {"sft": "reuse", "dpo_after_sft": "reuse"}
 
 
 @pytest.mark.notebook_outputs
-@pytest.mark.parametrize("stage", ["sft", "dpo", "pipeline"])
+@pytest.mark.parametrize("stage", ["sft", "dpo", "pipeline", "dpo_tuned"])
 def test_saved_models_load_offline_with_plain_transformers(stage):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -160,6 +214,50 @@ def test_saved_models_load_offline_with_plain_transformers(stage):
     ids = tok("Human: Hi\n\nAssistant:", return_tensors="pt")
     out = model.generate(**ids, max_new_tokens=3, do_sample=False)
     assert out.shape[1] > ids["input_ids"].shape[1]
+
+
+DIAL_FIELDS = {"learning_rate", "beta", "loss_type", "logp_per_token_accuracy", "reward_accuracy", "mean_margin",
+               "replies_changed", "refusal_rate_on_unsafe", "filler_opening_rate", "format_request_kept",
+               "sft_format_compliance", "sft_exact_match", "seconds"}
+
+
+@pytest.mark.notebook_outputs
+def test_dials_notebook_records_every_run_against_the_same_start():
+    m = _metrics("05_dpo_dials")
+    assert [(r["learning_rate"], r["beta"], r["loss_type"]) for r in m["runs"]] == \
+        [(1e-6, 0.1, "sigmoid"), (1e-4, 0.1, "sigmoid+sft")]  # the smoke grid: two tiny configurations
+    for run in m["runs"]:
+        assert DIAL_FIELDS <= set(run), DIAL_FIELDS - set(run)
+        assert run["seconds"] >= run["train_seconds"] > 0
+        assert 0 <= run["replies_changed"] <= 1 and 0 <= run["sft_format_compliance"] <= 1
+    assert {"replies_changed", "refusal_rate_on_unsafe", "filler_opening_rate", "format_request_kept",
+            "sft_format_compliance", "sft_exact_match"} <= set(m["start"])
+    assert m["start"]["replies_changed"] == 0
+    guide = m["runs"][0]  # 1e-6 for one step of 2 pairs: the weights barely move
+    assert abs(guide["mean_margin"]) < abs(m["runs"][1]["mean_margin"])
+    assert m["steps"] == 1 and m["batch_size"] == 2 and m["train_pairs"] == 2
+
+
+@pytest.mark.notebook_outputs
+def test_dials_notebook_picks_by_its_rule_and_saves_that_model():
+    """The pick is the best run under the notebook's own rule, recomputed here from the recorded numbers."""
+    m = _metrics("05_dpo_dials")
+    start, slack = m["start"], 1 / m["sft_rows"]
+
+    def change(run, k):  # None (NaN in the notebook): nothing to count in the sample, no change
+        return 0.0 if run[k] is None or start[k] is None else run[k] - start[k]
+
+    def key(run):
+        keeps = all(change(run, k) >= -slack - 1e-9 for k in ("sft_format_compliance", "sft_exact_match"))
+        gain = (change(run, "refusal_rate_on_unsafe") + change(run, "format_request_kept")
+                - change(run, "filler_opening_rate"))
+        return keeps, round(gain, 9), round(run["logp_per_token_accuracy"], 9), -run["replies_changed"]
+
+    best = max(m["runs"], key=key)  # max keeps the first of equals, as the notebook does
+    assert m["picked"] == best["run"]
+    recipe = json.loads((outputs_dir() / "models" / "dpo_tuned" / "recipe.json").read_text())
+    config = recipe["inputs"]["config"]
+    assert config["learning_rate"] == best["learning_rate"] and config["beta"] == best["beta"]
 
 
 @pytest.mark.notebook_outputs

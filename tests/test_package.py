@@ -9,7 +9,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 MODULES = sorted(p.stem for p in (REPO / "smolkit").glob("*.py") if p.stem != "__init__")
-LESSONS = ("01_sft", "02_dpo", "03_pipeline")
+LESSONS = ("01_sft", "02_dpo", "03_pipeline", "05_dpo_dials")
 
 
 def _smolkit_imports(tree: ast.AST) -> set[str]:
