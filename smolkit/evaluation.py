@@ -28,24 +28,27 @@ def generate(model: Any, tokenizer: Any, conversations: list[list[dict[str, str]
     model.eval()
     tokenizer.padding_side = "left"  # decoder-only models continue from the right edge
     eos = tokenizer.eos_token_id
-    replies: list[Reply] = []
+    texts = [tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True) for c in conversations]
+    # Prompts of similar length share a batch, so little of each batch is padding; replies return in input order.
+    lengths = [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
+    order = sorted(range(len(texts)), key=lambda i: lengths[i])
+    replies: list[Reply | None] = [None] * len(texts)
     try:
-        for start in range(0, len(conversations), batch_size):
-            texts = [tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True)
-                     for c in conversations[start:start + batch_size]]
-            batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+        for start in range(0, len(order), batch_size):
+            rows = order[start:start + batch_size]
+            batch = tokenizer([texts[i] for i in rows], return_tensors="pt", padding=True, add_special_tokens=False)
             batch = batch.to(model.device)
             out = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False, use_cache=True,
                                  pad_token_id=tokenizer.pad_token_id, eos_token_id=eos)
-            for row in out[:, batch["input_ids"].shape[1]:].tolist():
+            for i, row in zip(rows, out[:, batch["input_ids"].shape[1]:].tolist()):
                 stopped = eos in row
                 row = row[: row.index(eos) + 1] if stopped else row
                 text = tokenizer.decode(row, skip_special_tokens=True).strip()
-                replies.append(Reply(text=text, stopped=stopped, new_tokens=len(row)))
+                replies[i] = Reply(text=text, stopped=stopped, new_tokens=len(row))
     finally:
         tokenizer.padding_side = side
         model.train(was_training)
-    return replies
+    return replies  # type: ignore[return-value]  # every slot was filled
 
 
 TURN_MARKERS = ("Human:", "Assistant:", "System:", "<|im_start|>", "User:")
@@ -121,25 +124,36 @@ def completion_logps(model: Any, tokenizer: Any, prompts: list[list[dict]], comp
     was_training = model.training
     model.eval()
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    totals: list[float] = []
+    pairs = [_completion_ids(tokenizer, p, c) for p, c in zip(prompts, completions)]
+    order = sorted(range(len(pairs)), key=lambda i: len(pairs[i][0]) + len(pairs[i][1]))  # little padding per batch
+    totals = torch.zeros(len(pairs))
     try:
-        for start in range(0, len(prompts), batch_size):
-            pairs = [_completion_ids(tokenizer, p, c)
-                     for p, c in zip(prompts[start:start + batch_size], completions[start:start + batch_size])]
-            width = max(len(p) + len(c) for p, c in pairs)
-            ids = torch.full((len(pairs), width), pad, dtype=torch.long)
+        for start in range(0, len(order), batch_size):
+            rows = order[start:start + batch_size]
+            width = max(len(pairs[i][0]) + len(pairs[i][1]) for i in rows)
+            ids = torch.full((len(rows), width), pad, dtype=torch.long)
             mask = torch.zeros_like(ids)
             scored = torch.zeros_like(ids, dtype=torch.bool)
-            for i, (p, c) in enumerate(pairs):
-                ids[i, : len(p) + len(c)] = torch.tensor(p + c)
-                mask[i, : len(p) + len(c)] = 1
-                scored[i, len(p): len(p) + len(c)] = True
-            logits = model(input_ids=ids.to(model.device), attention_mask=mask.to(model.device)).logits.float()
-            logp = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, ids[:, 1:, None].to(model.device))[..., 0]
-            totals += (logp * scored[:, 1:].to(model.device)).sum(-1).tolist()
+            for j, i in enumerate(rows):
+                p, c = pairs[i]
+                ids[j, : len(p) + len(c)] = torch.tensor(p + c)
+                mask[j, : len(p) + len(c)] = 1
+                scored[j, len(p): len(p) + len(c)] = True
+            # Position t predicts token t + 1, so only the positions from the first completion token's
+            # predecessor on need logits: `logits_to_keep` has the model compute just those (its own LM head).
+            first = max(min(len(pairs[i][0]) for i in rows) - 1, 0)
+            logits = model(input_ids=ids.to(model.device), attention_mask=mask.to(model.device),
+                           logits_to_keep=width - first).logits[:, :-1]
+            keep = scored[:, first + 1:].to(model.device)
+            logits = logits[keep].float()
+            targets = ids[:, first + 1:].to(model.device)[keep]
+            logp = logits.gather(-1, targets[:, None])[:, 0] - torch.logsumexp(logits, dim=-1)
+            owner = torch.arange(len(rows), device=model.device)[:, None].expand_as(keep)[keep]
+            sums = torch.zeros(len(rows), device=model.device, dtype=logp.dtype).index_add_(0, owner, logp)
+            totals[rows] = sums.cpu()
     finally:
         model.train(was_training)
-    return torch.tensor(totals)
+    return totals
 
 
 def completion_lengths(tokenizer: Any, prompts: list[list[dict]], completions: list[list[dict]]) -> torch.Tensor:

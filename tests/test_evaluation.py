@@ -161,10 +161,15 @@ def test_completion_lengths_count_the_answer_tokens_that_dpo_scores(tiny, dpo_to
 
 def test_completion_logps_match_a_direct_computation_and_ignore_padding(tiny):
     model, tok = tiny
-    prompts = [[{"role": "user", "content": "Hi"}], [{"role": "user", "content": "A much longer question here?"}]]
-    answers = [[{"role": "assistant", "content": "Hello there, friend."}], [{"role": "assistant", "content": "No."}]]
+    # Longest row first: batches are grouped by length, and the result must still come back in input order.
+    prompts = [[{"role": "user", "content": "A much longer question here, with many more words in it?"}],
+               [{"role": "user", "content": "Hi"}], [{"role": "user", "content": "A middling question?"}]]
+    answers = [[{"role": "assistant", "content": "No."}], [{"role": "assistant", "content": "Hello there, friend."}],
+               [{"role": "assistant", "content": "Yes, and here is a longer answer to it."}]]
     batched = completion_logps(model, tok, prompts, answers, batch_size=2)
-    for i in range(2):
+    assert completion_logps(model, tok, prompts, answers, batch_size=1).tolist() == pytest.approx(batched.tolist(),
+                                                                                                   abs=1e-4)
+    for i in range(3):
         p, c = _completion_ids(tok, prompts[i], answers[i])
         ids = torch.tensor([p + c])
         logp = torch.log_softmax(model(ids).logits[0, :-1], -1).gather(-1, ids[0, 1:, None])[:, 0]
@@ -180,10 +185,12 @@ def test_generate_is_greedy_batched_and_restores_state(tiny):
             if "norm" not in name:
                 param.normal_(0, 0.2, generator=generator)
     model.train()
-    convs = [[{"role": "user", "content": "Hi"}], [{"role": "user", "content": "Tell me a long story please"}]]
+    # Longest first: batches are grouped by prompt length, and the replies must still come back in input order.
+    convs = [[{"role": "user", "content": "Tell me a long story please, about a dragon and a castle"}],
+             [{"role": "user", "content": "Hi"}], [{"role": "user", "content": "Tell me a story"}]]
     one = generate(model, tok, convs, max_new_tokens=5, batch_size=1)
-    two = generate(model, tok, convs, max_new_tokens=5, batch_size=2)  # the short prompt is padded
-    assert one[0].text != one[1].text  # each reply answers its own prompt
+    two = generate(model, tok, convs, max_new_tokens=5, batch_size=2)  # the shorter prompt of a batch is padded
+    assert len({r.text for r in one}) == 3  # each reply answers its own prompt
     assert [r.text for r in one] == [r.text for r in two]
     assert [r.text for r in generate(model, tok, convs, max_new_tokens=5)] == [r.text for r in one]  # no sampling
     assert all(r.new_tokens <= 5 for r in one)
