@@ -25,6 +25,7 @@ class Profile:
     logging_steps: int
     save_steps: int
     train_rows: int | None = None  # training rows the notebooks use (None: all); smoke: enough for its steps x batch
+    save_strategy: str = "steps"  # "steps": a checkpoint every save_steps and one when training ends; "no": none
     eval_steps: int = 10  # the trainer evaluates a held-out slice at the start and every eval_steps steps
     curve_eval_size: int = 16  # held-out rows in that slice (conversations for SFT, pairs for DPO)
     dial_steps: int = 12  # notebook 05: optimizer steps of each DPO run in the grid
@@ -35,12 +36,14 @@ class Profile:
 
 
 PROFILES: dict[str, Profile] = {
-    # For tests: every notebook end to end, as small as a correctness check needs. save_steps lies beyond its
-    # steps, so no 1.5 GB checkpoint is written (resuming from one is tested in tests/test_resume.py).
+    # For tests: every notebook end to end, as small as a correctness check needs. save_strategy="no": with
+    # "steps" the Trainer also saves when training ends, whatever save_steps says, a 1.6 GB checkpoint per run
+    # (resuming from one is tested in tests/test_resume.py).
     "smoke": Profile("smoke", sft_steps=2, dpo_steps=2, sft_batch_size=2, dpo_batch_size=2,
                      sft_learning_rate=5e-5, dpo_learning_rate=1e-6, eval_size=4, show_size=2, max_new_tokens=16,
-                     logging_steps=1, save_steps=1000, train_rows=4, eval_steps=1, curve_eval_size=2,
-                     dial_steps=1, dial_batch_size=2, dial_eval_size=1, dial_sft_size=2, dial_new_tokens=16),
+                     logging_steps=1, save_steps=1000, save_strategy="no", train_rows=4, eval_steps=1,
+                     curve_eval_size=2, dial_steps=1, dial_batch_size=2, dial_eval_size=1, dial_sft_size=2,
+                     dial_new_tokens=16),
     # A laptop CPU finishes each notebook in minutes, with measurable effects. The batch shapes are the
     # measured fast ones (make bench): the guide's 480 SFT and 160 DPO examples in fewer, larger steps, at
     # the guide's learning rates. Held-out metrics stayed within a question of the smaller batches (SFT 30 x 16
@@ -66,8 +69,17 @@ LEARNING_RATES = ("sft_learning_rate", "dpo_learning_rate")
 MAX_LEARNING_RATE = 1e-2
 
 
-def _checked_override(field: str, value: Any) -> int | float:
+SAVE_STRATEGIES = ("no", "steps")
+
+
+def _checked_override(field: str, value: Any) -> int | float | str:
     """`value` for a profile field when it is valid; otherwise a ValueError naming field, value and valid range."""
+    if field == "save_strategy":
+        if value not in SAVE_STRATEGIES:
+            valid = ", ".join(map(repr, SAVE_STRATEGIES))
+            raise ValueError(f"save_strategy={value!r} is not valid: expected one of {valid} "
+                             "(None keeps the profile's value)")
+        return str(value)
     if field in LEARNING_RATES:
         number = isinstance(value, numbers.Real) and not isinstance(value, bool)
         if not (number and 0 < value <= MAX_LEARNING_RATE):

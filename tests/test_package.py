@@ -104,3 +104,8 @@ def test_lessons_train_with_stock_trl(name):
                    for n in ast.walk(node)}
         calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "speed_up"]
         assert all(id(c) in guarded for c in calls), f"{name}: speed_up called outside `if CPU_SPEED_UPS:`"
+        for config in (n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", "") in
+                       ("SFTConfig", "DPOConfig")):  # a config that checkpoints takes the profile's save_strategy
+            given = {k.arg: ast.unparse(k.value) for k in config.keywords}
+            if "save_steps" in given:
+                assert given.get("save_strategy") == "P.save_strategy", f"{name}: {given}"

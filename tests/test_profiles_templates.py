@@ -40,7 +40,8 @@ BAD_OVERRIDES = [
     ("sft_learning_rate", True, "got bool"),
     ("eval_size", 0, ">= 1"), ("show_size", -1, ">= 0"), ("max_new_tokens", 0, ">= 1"),
     ("logging_steps", 0, ">= 1"), ("save_steps", -10, ">= 1"), ("train_rows", 0, ">= 1"),
-    ("train_rows", 2.0, ">= 1, got float"),
+    ("train_rows", 2.0, ">= 1, got float"), ("save_strategy", "epoch", "one of 'no', 'steps'"),
+    ("save_strategy", False, "one of 'no', 'steps'"),
 ]
 
 
@@ -58,6 +59,7 @@ def test_good_overrides_and_none_keep_working():
     assert get_profile("smoke", sft_learning_rate=1e-2, dpo_learning_rate=3e-7).dpo_learning_rate == 3e-7
     assert get_profile("smoke", eval_size=None, dpo_steps=None) == smoke
     assert get_profile("smoke", train_rows=16).train_rows == 16 and get_profile("default").train_rows is None
+    assert get_profile("smoke", save_strategy="steps").save_strategy == "steps"
     assert smoke.train_rows >= max(smoke.sft_steps * smoke.sft_batch_size, smoke.dpo_steps * smoke.dpo_batch_size)
     steps, rate = 0, 0  # the notebooks' parameters: 0 means "the profile's value", passed as `STEPS or None`
     assert get_profile("smoke", sft_steps=steps or None, sft_learning_rate=rate or None) == smoke

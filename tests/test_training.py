@@ -7,6 +7,7 @@ from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer
 
 from smolkit.data import load_preferences, load_sft
 from smolkit.models import tiny_model
+from smolkit.profiles import get_profile
 from smolkit.templates import use_template
 
 COMMON = {"use_cpu": True, "bf16": False, "report_to": "none", "save_strategy": "no", "max_steps": 2,
@@ -64,3 +65,20 @@ def test_padding_free_batches_train_exactly_like_padded_ones(tmp_path):
     (padded_loss, padded_w), (free_loss, free_w) = results
     assert len(padded_loss) == 2 and all(math.isclose(a, b, rel_tol=1e-4) for a, b in zip(padded_loss, free_loss))
     assert max((a - b).abs().max().item() for a, b in zip(padded_w, free_w)) < 1e-4
+
+
+def test_the_smoke_profile_writes_no_checkpoint_and_the_default_one_does(tmp_path):
+    """The Trainer saves when training ends whatever save_steps says; only save_strategy="no" stops it."""
+    train = load_sft(split="train").select(range(4))
+    written = {}
+    for name in ("smoke", "default"):
+        P = get_profile(name)
+        model, tok = tiny_model()
+        use_template(tok)
+        out = tmp_path / name
+        config = SFTConfig(output_dir=str(out), max_steps=2, per_device_train_batch_size=2, assistant_only_loss=True,
+                           save_strategy=P.save_strategy, save_steps=P.save_steps, save_total_limit=1,
+                           **{k: v for k, v in COMMON.items() if k not in ("save_strategy", "max_steps")})
+        SFTTrainer(model=model, args=config, train_dataset=train, processing_class=tok).train()
+        written[name] = sorted(p.name for p in out.glob("checkpoint-*"))
+    assert written == {"smoke": [], "default": ["checkpoint-2"]}  # default: save_steps 20, yet a checkpoint at step 2
