@@ -1,14 +1,11 @@
-"""Test session setup: one environment whatever the shell exports, and every notebook executed once, by nbval.
+"""Test session setup: one environment whatever the shell exports, every notebook executed once by nbval, and the
+fixtures several test files share.
 
-* The environment is set here, not inherited: offline (all three switches), the smoke profile, outputs under
-  `outputs/test/`, and none of the notebooks' `SMOLKIT_*` parameters a user may have exported.
-* Order: unit tests, then the notebooks (nbval, one kernel per notebook), then the tests marked
-  `notebook_outputs`, which read what the notebooks wrote.
-* nbval keeps no executed notebook, so each executed cell's outputs are written to
-  `outputs/test/notebooks/<name>.ipynb` as it finishes: one executed copy per notebook, as `make run` writes.
-* Before the notebooks run, what an earlier session wrote (metrics, models, the evaluation cache) is removed, so
-  every generation and score is computed in this session (03 still finds what 01 and 02 cached in it).
-* At the end the trained models and checkpoints are deleted (0.5 GB per model); metrics and notebooks stay.
+* The environment is set here, not inherited: offline, the smoke profile, outputs under `outputs/test/`, and no
+  `SMOLKIT_*` variable a user may have exported (except where tools live).
+* Order: unit tests, then the notebooks (nbval, one kernel each), then the tests marked `notebook_outputs`, which read
+  what the notebooks wrote. Each executed cell's outputs go to `outputs/test/notebooks/<name>.ipynb` as it finishes.
+* Before the notebooks run, what an earlier session wrote is removed; at the end the trained models are deleted.
 """
 
 from __future__ import annotations
@@ -22,19 +19,13 @@ import pytest
 
 REPO = Path(__file__).resolve().parent
 OUTPUTS = REPO / "outputs" / "test"
-# Variables the tests read themselves, or that only say where a tool is; every other SMOLKIT_* variable is a
-# notebook parameter (SMOLKIT_SFT_LR, SMOLKIT_MODEL, SMOLKIT_RESUME, ...) and would change what the tests run.
-KEPT = {"SMOLKIT_CACHE", "SMOLKIT_CHROMIUM", "SMOLKIT_BROWSER_TIMEOUT"}
+KEPT = {"SMOLKIT_CACHE", "SMOLKIT_CHROMIUM", "SMOLKIT_BROWSER_TIMEOUT"}  # where tools live, not what tests run
 
-# Set before transformers, huggingface_hub or datasets are imported (they read these once, at import).
 for _name in [n for n in os.environ if n.startswith("SMOLKIT_") and n not in KEPT]:
     del os.environ[_name]
-os.environ.pop("MPLBACKEND", None)  # notebook kernels draw inline, so every figure lands in the executed copy
-os.environ.update({
-    "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",  # a test lifts them itself
-    "TOKENIZERS_PARALLELISM": "false",
-    "SMOLKIT_PROFILE": "smoke", "SMOLKIT_OUTPUTS": str(OUTPUTS),
-})
+os.environ.pop("MPLBACKEND", None)  # kernels draw inline, so every figure lands in the executed copy
+os.environ.update({"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+                   "TOKENIZERS_PARALLELISM": "false", "SMOLKIT_PROFILE": "smoke", "SMOLKIT_OUTPUTS": str(OUTPUTS)})
 
 
 def _is_notebook_cell(item: pytest.Item) -> bool:
@@ -51,10 +42,9 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     """Unit tests first, then the notebooks, then the tests of their outputs; clear stale outputs first."""
     cells = [i for i in items if _is_notebook_cell(i)]
     after = [i for i in items if not _is_notebook_cell(i) and i.get_closest_marker("notebook_outputs")]
-    first = [i for i in items if not _is_notebook_cell(i) and i not in after]
-    items[:] = first + cells + after
-    if cells:  # the notebooks run in this session: nothing a previous session wrote may pass for their output
-        for stale in ("metrics", "notebooks", "models", "checkpoints", "configs", "cache"):
+    items[:] = [i for i in items if not _is_notebook_cell(i) and i not in after] + cells + after
+    if cells:  # the notebooks run in this session: nothing an earlier session wrote may pass for their output
+        for stale in ("metrics", "notebooks", "models", "checkpoints", "data", "bench"):
             shutil.rmtree(OUTPUTS / stale, ignore_errors=True)
 
 
@@ -76,12 +66,65 @@ def pytest_runtest_call(item: pytest.Item):
     code[item.cell_num].execution_count = item.cell_num + 1
     out = OUTPUTS / "notebooks" / path.name
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".ipynb.tmp")
-    nbformat.write(nb, str(tmp))
-    os.replace(tmp, out)
+    nbformat.write(nb, str(out.with_suffix(".tmp")))
+    os.replace(out.with_suffix(".tmp"), out)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Delete what is large and only served the tests: trained models and training checkpoints."""
     for large in ("models", "checkpoints", "scratch"):
         shutil.rmtree(OUTPUTS / large, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    """The real SmolLM2 tokenizer with the course's template."""
+    from transformers import AutoTokenizer
+
+    from smolkit.chat import use_template
+    from smolkit.models import embedded_checkpoint
+
+    tok = AutoTokenizer.from_pretrained(embedded_checkpoint())
+    return use_template(tok, "guide")
+
+
+def _tiny_llama(tokenizer):
+    """A randomly initialised two-layer Llama (hidden 64) over the real tokenizer's vocabulary."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True,
+                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                         pad_token_id=tokenizer.pad_token_id)
+    torch.manual_seed(0)
+    return LlamaForCausalLM(config)
+
+
+@pytest.fixture
+def tiny(tokenizer):
+    """(model, tokenizer): the tiny Llama with the real tokenizer, fresh for each test."""
+    return _tiny_llama(tokenizer), copy.deepcopy(tokenizer)
+
+
+@pytest.fixture(scope="session")
+def tiny_dir(tmp_path_factory, tokenizer):
+    """The tiny model and tokenizer saved as a folder, for runs in a fresh process (`load_model(folder)`)."""
+    path = tmp_path_factory.mktemp("tiny")
+    _tiny_llama(tokenizer).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def load_tool():
+    """A function that imports a script of tools/ by name, as a module (tools/ is not a package)."""
+    import importlib.util
+
+    def load(name: str):
+        spec = importlib.util.spec_from_file_location(name, REPO / "tools" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load

@@ -1,108 +1,88 @@
-"""Profiles: one name decides step counts, batch sizes, eval sizes and generation lengths."""
+"""One switch for every size: smoke (the tests), default (a laptop CPU, minutes), full (a GPU).
+
+The default profile's training values are read from `configs/sft.yaml` and `configs/dpo.yaml`, the files TRL's own
+command line runs (`trl sft --config configs/sft.yaml`), so the lessons, the command line and `make bench` share
+one source. `SMOLKIT_PROFILE`, when set, overrides the name a notebook passes (the tests set "smoke").
+"""
 
 from __future__ import annotations
 
 import dataclasses
-import numbers
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 from typing import Any
 
+import yaml
+
+from smolkit.runtime import REPO_ROOT
+
+
+def recipe(stage: str) -> dict[str, Any]:
+    """The TRL config file of a stage ('sft' or 'dpo') as a dict: the default profile's recipe."""
+    return yaml.safe_load((REPO_ROOT / "configs" / f"{stage}.yaml").read_text(encoding="utf-8"))
+
+SFT, DPO = recipe("sft"), recipe("dpo")
+# Training prompts per dimension whose replies notebook 02 generates to build on-policy pairs (notebook 05 measured
+# this plan; `helpful` prompts also keep their written pair where the model answers well).
+DPO_PROMPTS = {"safe": 84, "format": 48, "correct": 8, "helpful": 40}
 
 @dataclass(frozen=True)
 class Profile:
     """Sizes for one run of the course's notebooks."""
 
     name: str
-    sft_steps: int  # optimizer steps of SFT
-    dpo_steps: int  # optimizer steps of DPO
-    sft_batch_size: int  # per-device batch of SFT (the guide: 4)
-    dpo_batch_size: int  # per-device batch of DPO (the guide: 2)
-    sft_learning_rate: float  # the guide: 5e-5 at batch 4
-    dpo_learning_rate: float  # the guide: 1e-6 at batch 2
-    eval_size: int | None  # held-out rows scored per metric (None: the whole test split)
-    show_size: int  # held-out prompts printed before/after, side by side
-    max_new_tokens: int  # generation length for evaluation
-    logging_steps: int
-    save_steps: int
-    train_rows: int | None = None  # training rows the notebooks use (None: all); smoke: enough for its steps x batch
-    save_strategy: str = "steps"  # "steps": a checkpoint every save_steps and one when training ends; "no": none
-    eval_steps: int = 10  # the trainer evaluates a held-out slice at the start and every eval_steps steps
-    curve_eval_size: int = 16  # held-out rows in that slice (conversations for SFT, pairs for DPO)
-    dial_steps: int = 12  # notebook 05: optimizer steps of each DPO run in the grid
-    dial_batch_size: int = 2  # notebook 05: pairs per step of each run
-    dial_eval_size: int = 4  # notebook 05: held-out pairs (and reply prompts) per preference dimension
-    dial_sft_size: int = 16  # notebook 05: held-out SFT conversations scored for what DPO costs SFT's skills
-    dial_new_tokens: int = 48  # notebook 05: generation length of its held-out replies
+    sft_steps: int = SFT["max_steps"]
+    sft_batch_size: int = SFT["per_device_train_batch_size"]
+    sft_learning_rate: float = SFT["learning_rate"]
+    dpo_prompts: dict[str, int] = field(default_factory=lambda: dict(DPO_PROMPTS))
+    dpo_anchors: int = 24  # style anchors: SFT questions, the house-style answer chosen over the bare one
+    dpo_epochs: float = DPO["num_train_epochs"]
+    dpo_batch_size: int = DPO["per_device_train_batch_size"]
+    dpo_learning_rate: float = DPO["learning_rate"]
+    eval_size: int = 100  # notebook 01's held-out conversations, scored before and after every stage
+    max_new_tokens: int = 64  # generation length of held-out replies
+    logging_steps: int = 5
+    save_strategy: str = "steps"  # "steps": checkpoints to resume from; "no": none (the smoke profile)
+    save_steps: int = 20
+    eval_steps: int = 10  # SFT evaluates a held-out slice every eval_steps steps, for notebook 01's curve
+    curve_eval_size: int = 16
+    train_rows: int | None = None  # SFT training rows (None: all)
+    shortcut_share: float = 0.5  # notebook 06: the share of 02's plan of pairs that DPO without SFT trains on
+    dial_steps: int = 12  # notebook 05: optimizer steps of each run in its grid
+    pair_eval_size: int = 22  # held-out preference prompts per dimension (22: all of the test split)
 
-
-PROFILES: dict[str, Profile] = {
-    # For tests: every notebook end to end, as small as a correctness check needs. save_strategy="no": with
-    # "steps" the Trainer also saves when training ends, whatever save_steps says, a 1.6 GB checkpoint per run
-    # (resuming from one is tested in tests/test_resume.py).
-    "smoke": Profile("smoke", sft_steps=2, dpo_steps=2, sft_batch_size=2, dpo_batch_size=2,
-                     sft_learning_rate=5e-5, dpo_learning_rate=1e-6, eval_size=4, show_size=2, max_new_tokens=16,
-                     logging_steps=1, save_steps=1000, save_strategy="no", train_rows=4, eval_steps=1,
-                     curve_eval_size=2, dial_steps=1, dial_batch_size=2, dial_eval_size=1, dial_sft_size=2,
-                     dial_new_tokens=16),
-    # A laptop CPU finishes each notebook in minutes, with measurable effects. The batch shapes are the
-    # measured fast ones (make bench): the guide's 480 SFT and 160 DPO examples in fewer, larger steps, at
-    # the guide's learning rates. Held-out metrics stayed within a question of the smaller batches (SFT 30 x 16
-    # measured in notebook 01 against 60 x 8; DPO 40 x 4 in notebook 03 against 80 x 2): see the README.
-    "default": Profile("default", sft_steps=30, dpo_steps=40, sft_batch_size=16, dpo_batch_size=4,
-                       sft_learning_rate=5e-5, dpo_learning_rate=1e-6, eval_size=100, show_size=5, max_new_tokens=64,
-                       logging_steps=5, save_steps=20, eval_steps=10, curve_eval_size=16),
-    # The seed guide's settings, for a GPU.
-    "full": Profile("full", sft_steps=1000, dpo_steps=500, sft_batch_size=4, dpo_batch_size=2,
-                    sft_learning_rate=5e-5, dpo_learning_rate=1e-6, eval_size=None, show_size=8, max_new_tokens=128,
-                    logging_steps=10, save_steps=100, eval_steps=50, curve_eval_size=64,
-                    dial_steps=100, dial_batch_size=4, dial_eval_size=22, dial_sft_size=150, dial_new_tokens=128),
+PROFILES = {
+    "smoke": Profile("smoke", sft_steps=2, sft_batch_size=2, dpo_prompts={"safe": 2, "format": 2, "helpful": 1},
+                     dpo_batch_size=2, eval_size=4, max_new_tokens=16, logging_steps=1, save_strategy="no",
+                     eval_steps=1, curve_eval_size=2, train_rows=4, dpo_anchors=1, shortcut_share=1.0, dial_steps=1,
+                     pair_eval_size=2),
+    "default": Profile("default"),
+    # The guide's SFT run (1000 steps of 4 at 5e-5) for a GPU; DPO over every training prompt, three passes.
+    "full": Profile("full", sft_steps=1000, sft_batch_size=4, dpo_prompts={"safe": 84, "format": 84, "correct": 84,
+                    "helpful": 84, "concise": 84}, dpo_epochs=3, eval_size=150, max_new_tokens=128, logging_steps=10,
+                    save_steps=100, eval_steps=50, curve_eval_size=64, shortcut_share=1.0, dial_steps=100),
 }
 
-
-# What an override may be: whole numbers with their minimum (eval_size and train_rows may also stay None), and
-# learning rates in (0, MAX_LEARNING_RATE], a guard against typos: the guide uses 5e-5 (SFT) and 1e-6 (DPO).
-MINIMUMS = {"sft_steps": 1, "dpo_steps": 1, "sft_batch_size": 1, "dpo_batch_size": 1, "eval_size": 1, "show_size": 0,
-            "max_new_tokens": 1, "logging_steps": 1, "save_steps": 1, "train_rows": 1, "eval_steps": 1,
-            "curve_eval_size": 1, "dial_steps": 1, "dial_batch_size": 1, "dial_eval_size": 1, "dial_sft_size": 1,
-            "dial_new_tokens": 1}
-LEARNING_RATES = ("sft_learning_rate", "dpo_learning_rate")
-MAX_LEARNING_RATE = 1e-2
-
-
-SAVE_STRATEGIES = ("no", "steps")
-
-
-def _checked_override(field: str, value: Any) -> int | float | str:
-    """`value` for a profile field when it is valid; otherwise a ValueError naming field, value and valid range."""
-    if field == "save_strategy":
-        if value not in SAVE_STRATEGIES:
-            valid = ", ".join(map(repr, SAVE_STRATEGIES))
-            raise ValueError(f"save_strategy={value!r} is not valid: expected one of {valid} "
-                             "(None keeps the profile's value)")
-        return str(value)
-    if field in LEARNING_RATES:
-        number = isinstance(value, numbers.Real) and not isinstance(value, bool)
-        if not (number and 0 < value <= MAX_LEARNING_RATE):
-            got = "" if number else f", got {type(value).__name__}"
-            raise ValueError(f"{field}={value!r} is not valid: expected a number with 0 < {field} <= "
-                             f"{MAX_LEARNING_RATE:g}{got} (None keeps the profile's value)")
-        return float(value)
-    whole = isinstance(value, numbers.Integral) and not isinstance(value, bool)
-    if not (whole and value >= MINIMUMS[field]):
-        got = "" if whole else f", got {type(value).__name__}"
-        raise ValueError(f"{field}={value!r} is not valid: expected a whole number >= {MINIMUMS[field]}{got} "
-                         "(None keeps the profile's value)")
-    return int(value)
-
-
 def get_profile(name: str, **overrides: Any) -> Profile:
-    """The profile called `name` with fields overridden (None keeps the profile's value), each override checked."""
-    key = str(name).strip().lower()
+    """The profile called `name` (or $SMOLKIT_PROFILE when set), with fields overridden; a bad name or field says
+    what is valid."""
+    key = os.environ.get("SMOLKIT_PROFILE") or str(name).strip().lower()
     if key not in PROFILES:
-        raise ValueError(f"unknown profile {name!r}; valid profiles: {', '.join(PROFILES)}")
-    profile = PROFILES[key]
+        raise ValueError(f"unknown profile {key!r}; valid profiles: {', '.join(PROFILES)}")
     fields = {f.name for f in dataclasses.fields(Profile)} - {"name"}
-    unknown = sorted(set(overrides) - fields)
-    if unknown:
+    if unknown := sorted(set(overrides) - fields):
         raise ValueError(f"unknown profile field(s) {unknown}; valid fields: {', '.join(sorted(fields))}")
-    return dataclasses.replace(profile, **{k: _checked_override(k, v) for k, v in overrides.items() if v is not None})
+    return dataclasses.replace(PROFILES[key], **{k: v for k, v in overrides.items() if v is not None})
+
+SIZED = {"sft": {"max_steps": "sft_steps", "per_device_train_batch_size": "sft_batch_size",
+                 "learning_rate": "sft_learning_rate"},
+         "dpo": {"num_train_epochs": "dpo_epochs", "per_device_train_batch_size": "dpo_batch_size",
+                 "learning_rate": "dpo_learning_rate"}}
+NOT_WEIGHTS = {"model_name_or_path", "dtype", "datasets", "chat_template_path", "output_dir", "logging_steps",
+               "save_steps", "report_to", "eval_strategy", "bf16", "fp16"}  # where, how often, and the device's
+
+def training_settings(stage: str, profile: Profile) -> dict[str, Any]:
+    """The settings that decide a lesson's trained weights at this profile: configs/<stage>.yaml's, with the
+    profile's sizes (what notebook 03 compares a saved model's config with)."""
+    return {k: v for k, v in recipe(stage).items() if k not in NOT_WEIGHTS} | {
+        key: getattr(profile, name) for key, name in SIZED[stage].items()}
