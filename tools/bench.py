@@ -1,71 +1,181 @@
-"""`make bench`: the guide's training settings against the course's recommended ones, on the same job.
+"""`make bench`: do the course's fast settings reach the guide's held-out loss faster, for SFT and for DPO?
 
-For SFT and for DPO, the same examples are trained for one pass with (A) the guide's settings as written and
-(B) `smolkit.settings.recommended_settings` for this machine plus `smolkit.speed.speed_up`, interleaved A, B, A, B
-so that a noisy neighbour hurts both; each variant's best run counts (its median is kept too). Every run has a
-fresh process of its own, so the speed-ups of B never reach A and each peak memory is its own. Printed and
-written to outputs/bench/bench.json (+ bench.png): wall time of the job, step time, tokens/s (only tokens that
-carry loss, the same count for A and B), peak memory, the speed-up, and the fraction of this machine's measured
-matmul peak that training reaches (nominal work, 6 x parameters per token for SFT and 8 for DPO, over wall time).
+For each stage the same examples are trained for one pass with (A) the guide's settings as written and with each
+candidate of CANDIDATES (B, C, ...): a batch shape, a learning rate scaled from the guide's (linear or square-root
+in the batch), padding-free batches, the CPU speed-ups of `smolkit.perf.speed`, bf16 autocast where the CPU has
+bf16 instructions. Runs are interleaved A, B, C, A, B, C, ... so a noisy neighbour hurts all, each in a fresh
+process of its own. Every run evaluates the same held-out slice of the test split, with fp32 weights and an fp32
+forward whatever it trains in, at the start and a few times during the pass, on a training clock that leaves the
+evaluations out.
 
-A pass is not the whole story: B takes fewer, larger optimizer steps at the same learning rate, and so may learn
-less in its pass. Every run therefore also evaluates a fixed held-out slice of the test split (the same for A and B)
-with TRL's own evaluation (in fp32 for both), at the start and a few times during the pass, on a training clock
-that leaves the evaluations out. From those points the bench reports each variant's final held-out loss, the
-training seconds each needs to reach the worse of the two final losses, and the speed-up on that basis ("at
-equal held-out loss") beside the per-pass one.
+Per candidate and repeat, the target is that repeat's guide final held-out loss: the seconds each needs to reach
+it (interpolated between evaluations) give the speed-up at equal loss; the candidate's held-out loss at the
+guide's total training seconds is the loss at equal time. The winner has the highest median equal-loss speed-up
+among the candidates that reached the target in every repeat. Throughput is nominal work (6 x parameters per
+token for SFT, 8 for DPO, whose reference adds a forward) as a share of the probed fp32 (and bf16) matmul peak.
+Written to <out>/bench.json and bench.png (default outputs/bench/); the table is printed.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import copy
+import dataclasses
+import datetime
 import gc
-import json
 import math
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
+from smolkit.chat import use_template
 from smolkit.data import load_preferences, load_sft
-from smolkit.hardware import describe, matmul_gflops, pick_device
-from smolkit.lengths import group_by_length, loss_token_count, total_tokens
-from smolkit.measure import in_fresh_process, peak_memory_mib, reset_peak_memory, track
 from smolkit.models import load_model
-from smolkit.paths import atomic_write_text, outputs_dir
-from smolkit.profiles import PROFILES
-from smolkit.settings import guide_config, recommended_settings
-from smolkit.speed import speed_up
-from smolkit.templates import use_template
-from smolkit.trainer import build_trainer
+from smolkit.perf import (
+    TrainingClock,
+    answer_logps,
+    bf16_instructions,
+    build_trainer,
+    describe,
+    eval_steps,
+    heldout_examples,
+    heldout_loss,
+    in_fresh_process,
+    precision_probe,
+    sequence_lengths,
+    speed_up,
+    track,
+)
+from smolkit.runtime import outputs_dir, pick_device, write_json
+
+STAGES = ("sft", "dpo")
+# The guide's TrainingArguments as written (its output, logging and saving left out); the rest TrainingArguments'
+# defaults. Both stages train on the answer tokens (assistant_only_loss, DPO's completions).
+GUIDE = {"sft": {"per_device_train_batch_size": 4, "learning_rate": 5e-5},
+         "dpo": {"per_device_train_batch_size": 2, "learning_rate": 1e-6}}
+# What a candidate changes: batch (per step), lr ("same" as the guide, or scaled "linear"/"sqrt" with the batch),
+# padding_free (SFT), grouped (DPO: batches of pairs of similar length), speed_ups, bf16 (autocast; on a CPU only
+# with AMX or AVX512-BF16).
+CANDIDATES: dict[str, dict[str, Any]] = {
+    "sft-b16-same": {"stage": "sft", "batch": 16, "lr": "same", "padding_free": True, "speed_ups": True},
+    "sft-b16-sqrt": {"stage": "sft", "batch": 16, "lr": "sqrt", "padding_free": True, "speed_ups": True},
+    "sft-b16-linear": {"stage": "sft", "batch": 16, "lr": "linear", "padding_free": True, "speed_ups": True},
+    "sft-b8-linear": {"stage": "sft", "batch": 8, "lr": "linear", "padding_free": True, "speed_ups": True},
+    "sft-b16-linear-stock": {"stage": "sft", "batch": 16, "lr": "linear", "padding_free": True},
+    "sft-b16-linear-bf16": {"stage": "sft", "batch": 16, "lr": "linear", "padding_free": True, "speed_ups": True,
+                            "bf16": True},
+    "dpo-b4-same": {"stage": "dpo", "batch": 4, "lr": "same", "grouped": True, "speed_ups": True},
+    "dpo-b4-sqrt": {"stage": "dpo", "batch": 4, "lr": "sqrt", "grouped": True, "speed_ups": True},
+    "dpo-b4-linear": {"stage": "dpo", "batch": 4, "lr": "linear", "grouped": True, "speed_ups": True},
+    "dpo-b8-linear": {"stage": "dpo", "batch": 8, "lr": "linear", "grouped": True, "speed_ups": True},
+    "dpo-b4-linear-bf16": {"stage": "dpo", "batch": 4, "lr": "linear", "grouped": True, "speed_ups": True,
+                           "bf16": True},
+}
+DEFAULT_CANDIDATES = "sft-b16-linear,sft-b8-linear,dpo-b4-linear,dpo-b8-linear"
+NEVER = "never reached the guide's final held-out loss in its pass"
 
 
-def job(stage: str, n: int, tokenizer):
-    """The benchmark's job: the first `n` examples of the shuffled training split, only the columns TRL reads."""
-    data = (load_sft if stage == "sft" else load_preferences)(split="train").shuffle(seed=0)
+def learning_rate(stage: str, batch: int, rule: str) -> float:
+    """The guide's learning rate kept ("same") or scaled with batch / guide batch ("linear") or its root ("sqrt")."""
+    ratio = batch / GUIDE[stage]["per_device_train_batch_size"]
+    return GUIDE[stage]["learning_rate"] * {"same": 1.0, "linear": ratio, "sqrt": math.sqrt(ratio)}[rule]
+
+
+def candidate_settings(stage: str, candidate: dict[str, Any] | None) -> dict[str, Any]:
+    """Config fields of the guide (None) or of a candidate, over the guide's."""
+    settings = {**GUIDE[stage], "assistant_only_loss": True} if stage == "sft" else dict(GUIDE[stage])
+    if candidate:
+        settings.update(per_device_train_batch_size=candidate["batch"], bf16=bool(candidate.get("bf16")),
+                        learning_rate=learning_rate(stage, candidate["batch"], candidate["lr"]))
+        if candidate.get("padding_free"):
+            settings.update(padding_free=True, max_length=None)
+        if candidate.get("grouped"):
+            settings["train_sampling_strategy"] = "sequential"  # keep the batches group_by_length built
+    return settings
+
+
+def unavailable(candidate: dict[str, Any], device: str) -> str | None:
+    """Why a candidate cannot run fairly on this device, or None."""
+    if candidate.get("bf16") and device == "cpu" and not bf16_instructions():
+        return "bf16 autocast needs AMX or AVX512-BF16 on a CPU; without them bf16 is emulated, far slower"
+    if candidate.get("bf16") and device.startswith("cuda") and not torch.cuda.is_bf16_supported():
+        return "this GPU has no bf16"
+    return None
+
+
+def guide_config(stage: str, output_dir: str, **values: Any) -> Any:
+    """The TRL config of `values` on TrainingArguments' defaults (not TRL's), as the guide's TrainingArguments are."""
+    from transformers import TrainingArguments
+    from trl import DPOConfig, SFTConfig
+
+    fields = {f.name for f in dataclasses.fields(TrainingArguments)}
+    plain = TrainingArguments(output_dir=output_dir, **{k: v for k, v in values.items() if k in fields})
+    extra = {k: v for k, v in values.items() if k not in fields}
+    return (SFTConfig if stage == "sft" else DPOConfig)(**{**plain.to_dict(), **extra})
+
+
+def rows(stage: str, split: str, n: int) -> Any:
+    """The first `n` rows of a split, shuffled with a fixed seed, only the columns TRL reads: the same every run."""
+    data = (load_sft if stage == "sft" else load_preferences)(split=split).shuffle(seed=0)
     data = data.select(range(min(n, len(data))))
     return data.select_columns(["messages"] if stage == "sft" else ["prompt", "chosen", "rejected"])
 
 
-def held_out(stage: str, n: int):
-    """The fixed held-out slice every run evaluates: `n` rows of the shuffled test split, the same for A and B."""
-    data = (load_sft if stage == "sft" else load_preferences)(split="test").shuffle(seed=0)
-    data = data.select(range(min(n, len(data))))
-    return data.select_columns(["messages"] if stage == "sft" else ["prompt", "chosen", "rejected"])
+def group_by_length(data: Any, tokenizer: Any, batch: int) -> Any:
+    """Rows reordered so each batch holds examples of similar length, the batches in a fixed random order."""
+    import random
+
+    lengths = [max(sequence_lengths(row, tokenizer)) for row in data]
+    order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
+    batches = [order[i:i + batch] for i in range(0, len(order), batch)]
+    random.Random(0).shuffle(batches)
+    return data.select([i for b in batches for i in b])
+
+
+def run_variant(spec: dict[str, Any]) -> dict[str, Any]:
+    """One run, in its own process: load, speed-ups (if the candidate has them), train one pass, measure."""
+    stage, device = spec["stage"], spec["device"]
+    candidate = CANDIDATES.get(spec["variant"])
+    torch.manual_seed(0)
+    model, tokenizer = load_model(spec["model"], device=device, dtype=torch.float32)
+    use_template(tokenizer, "guide")
+    model.config.use_cache = False
+    changes = speed_up(model, device) if candidate and candidate.get("speed_ups") else []
+    data, held = rows(stage, "train", spec["examples"]), rows(stage, "test", spec["eval_examples"])
+    examples = heldout_examples(held, tokenizer, stage)
+    reference = answer_logps(model, examples) if stage == "dpo" else None  # DPO's reference is the start model
+    settings = candidate_settings(stage, candidate)
+    with tempfile.TemporaryDirectory() as work:  # save_strategy "no": nothing is written there
+        config = guide_config(stage, work, num_train_epochs=1, seed=0, report_to="none", save_strategy="no",
+                              disable_tqdm=True, logging_steps=10, use_cpu=device == "cpu", **settings)
+        if candidate and candidate.get("grouped"):
+            data = group_by_length(data, tokenizer, config.per_device_train_batch_size)
+        steps = math.ceil(len(data) / (config.per_device_train_batch_size * config.gradient_accumulation_steps))
+        beta = getattr(config, "beta", 0.1)
+        every = eval_steps(steps, spec["evaluations"])
+        clock = TrainingClock(lambda m: heldout_loss(m, examples, stage, reference, beta), every)
+        trainer = build_trainer(model, tokenizer, config, data, callbacks=[clock])
+        gc.collect()
+        with track(device) as m:
+            result = trainer.train()
+    return {"seconds": m["seconds"] - clock.eval_seconds, "eval_seconds": clock.eval_seconds,
+            "peak_mib": m["peak_mib"], "steps": result.global_step, "curve": clock.curve,
+            "tokens": sum(sum(sequence_lengths(row, tokenizer)) for row in data), "speed_ups": changes,
+            "parameters": model.num_parameters(),
+            "settings": {k: v for k, v in settings.items() if k != "assistant_only_loss"}}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# From runs to the report: pure functions of the curves and times
 
 
 def seconds_to_loss(curve: list[dict], target: float) -> float | None:
-    """Training seconds at which a held-out curve first reaches `target` or lower; None if it never does.
-
-    `curve` holds the evaluations in order, each with `eval_loss` and `train_seconds`. Between two evaluations the
-    loss is interpolated linearly in training seconds (the bench evaluates only a few times per pass, so this is
-    an estimate of the crossing, not a measurement); a curve that starts at or below the target reaches it at its
-    first point.
-    """
+    """Training seconds at which a held-out curve first reaches `target` or lower, interpolated linearly between
+    evaluations; None if it never does. A curve at or below the target at its first point reaches it there."""
     previous = None
     for point in curve:
         loss = point.get("eval_loss")
@@ -80,380 +190,218 @@ def seconds_to_loss(curve: list[dict], target: float) -> float | None:
     return None
 
 
-NEVER = "never reached within the budget"
+def loss_at_seconds(curve: list[dict], seconds: float) -> float | None:
+    """A curve's held-out loss after `seconds` of training, interpolated; past its last point the run is over, so
+    its final loss. None without a finite point."""
+    points = [p for p in curve if p.get("eval_loss") is not None and math.isfinite(p["eval_loss"])]
+    if not points:
+        return None
+    if seconds <= points[0]["train_seconds"]:
+        return points[0]["eval_loss"]
+    for a, b in zip(points, points[1:]):
+        if seconds <= b["train_seconds"]:
+            share = (seconds - a["train_seconds"]) / (b["train_seconds"] - a["train_seconds"])
+            return a["eval_loss"] + share * (b["eval_loss"] - a["eval_loss"])
+    return points[-1]["eval_loss"]
 
 
-def equal_loss(guide: list[dict], recommended: list[dict]) -> dict:
-    """The comparison at equal held-out loss: each variant's time to the worse of the two final losses, and their ratio.
-
-    The target is the higher (worse) final held-out loss, so the variant that learned more in its pass is timed
-    to the point where it matched the other's end result. A variant that never gets there (no finite loss at or
-    below the target) has None seconds and the note "never reached within the budget"; `lower_target` times both
-    to the better final loss the same way, which shows whether the worse variant ever matched the better one.
-    The speed-up is None when either time is None, or when the target is no lower than a start loss (neither
-    pass learned anything on the held-out slice that could be compared).
-    """
-    curves = {"guide": guide, "recommended": recommended}
-    finals = {v: _final_loss(c) for v, c in curves.items()}
-    out: dict = {"final_eval_loss": finals, "target": None, "seconds_to_target": {v: None for v in curves},
-                 "speedup": None, "notes": []}
-    if any(f is None for f in finals.values()):
-        out["notes"].append("a variant has no finite held-out loss: no comparison")
-        return out
-    target = max(finals.values())
-    out["target"] = target
-    for variant, curve in curves.items():
-        seconds = seconds_to_loss(curve, target)
-        out["seconds_to_target"][variant] = seconds
-        if seconds is None:
-            out["notes"].append(f"{variant}: {NEVER}")
-    starts = [c[0]["eval_loss"] for c in curves.values() if c and c[0].get("step") == 0]
-    times = out["seconds_to_target"]
-    if starts and target >= min(starts):
-        out["notes"].append("the worse final held-out loss is no lower than a start loss: no equal-loss comparison")
-    elif times["guide"] is not None and times["recommended"] is not None and times["recommended"] > 0:
-        out["speedup"] = times["guide"] / times["recommended"]
-    lower = min(finals.values())
-    out["lower_target"] = {"target": lower, "seconds": {v: seconds_to_loss(c, lower) for v, c in curves.items()}}
-    out["lower_target"]["notes"] = [f"{v}: {NEVER}" for v, s in out["lower_target"]["seconds"].items() if s is None]
-    return out
-
-
-def _final_loss(curve: list[dict]) -> float | None:
-    """The held-out loss of a curve's last evaluation, or None where there is none (or it is not finite)."""
+def final_loss(curve: list[dict]) -> float | None:
+    """The last finite held-out loss of a curve, or None."""
     losses = [p.get("eval_loss") for p in curve]
     losses = [x for x in losses if x is not None and math.isfinite(x)]
     return losses[-1] if losses else None
 
 
-class EvalClock:
-    """Wraps `trainer.evaluate` to keep the held-out curve on a training clock that leaves evaluation out.
-
-    `start()` marks the call of `trainer.train()`. Each evaluation (the one at the start and those every
-    `eval_steps`) records its step, its `eval_loss` and the training seconds so far: the wall time since the
-    start minus the time spent in earlier evaluations. The whole `evaluate` call is timed (not only TRL's
-    `eval_runtime`, which misses the metric bookkeeping around it), so `eval_seconds`, subtracted from the run's
-    wall time, gives the pass's time as it was before the bench evaluated anything.
-
-    Peak memory likewise: before each evaluation the peak so far is kept (`training_peaks`), and after it the
-    peak window starts again, so an evaluation batch larger than a training batch does not become the run's
-    peak (`eval_peak_mib` keeps the evaluations' own).
-
-    Every evaluation runs in fp32, whatever the variant trains in, so both variants' held-out losses are measured
-    the same way. Under bf16 autocast DPO's held-out loss is not a measure of the model: on a CPU whose probe
-    picked bf16, this bench's recommended DPO run ended at a held-out loss of 0.496 under autocast and 0.642 in
-    fp32 for the same weights (trained in fp32 instead: 0.639), because rounding shifts the policy's and the
-    reference's log-probs differently and the margins take that for learning. So for the evaluation the autocast
-    that accelerate put around each model's forward is lifted (its `_original_forward`), and put back before
-    training goes on.
-    """
-
-    def __init__(self, trainer, device: str = "cpu") -> None:
-        self.trainer, self.device, self.curve, self.eval_seconds, self._start = trainer, device, [], 0.0, None
-        self.training_peaks: list[float] = []
-        self.eval_peak_mib: float | None = None
-        self._evaluate = trainer.evaluate
-        trainer.evaluate = self._timed  # Trainer._evaluate calls self.evaluate: the instance attribute wins
-
-    def start(self) -> None:
-        self._start = time.perf_counter()
-
-    def _timed(self, *args, **kwargs):
-        if self._start is not None:
-            self._peak(self.training_peaks)
-        began = time.perf_counter()
-        with self.full_precision():
-            metrics = self._evaluate(*args, **kwargs)
-        ended = time.perf_counter()
-        if self._start is not None:
-            evaluation: list[float] = []
-            self._peak(evaluation)
-            self.eval_peak_mib = max(evaluation + [self.eval_peak_mib or 0.0]) or None
-            reset_peak_memory(self.device)
-            loss = metrics.get("eval_loss")
-            self.curve.append({"step": self.trainer.state.global_step,
-                               "eval_loss": None if loss is None or not math.isfinite(loss) else float(loss),
-                               "train_seconds": began - self._start - self.eval_seconds,
-                               "eval_seconds": ended - began})
-            self.eval_seconds += ended - began
-        return metrics
-
-    @contextlib.contextmanager
-    def full_precision(self):
-        """No mixed-precision autocast inside the block: each model's own forward, accelerate's autocast off."""
-        accelerator = self.trainer.accelerator
-        models = [m for m in (self.trainer.model, getattr(self.trainer, "ref_model", None))
-                  if m is not None and hasattr(m, "_original_forward")]
-        wrapped = [(m, m.forward) for m in models]
-        native = accelerator.native_amp
-        for m in models:
-            m.forward = m._original_forward
-        accelerator.native_amp = False  # accelerator.autocast(), which TRL enters itself, becomes a no-op
-        try:
-            yield
-        finally:
-            accelerator.native_amp = native
-            for m, forward in wrapped:
-                m.forward = forward
-
-    def _peak(self, into: list[float]) -> None:
-        peak = peak_memory_mib(self.device)
-        if peak is not None:
-            into.append(peak)
+def spread(values: list[float | None]) -> dict[str, Any]:
+    """min, median and max of the values that are not None, how many those are, and all values in order."""
+    known = [v for v in values if v is not None]
+    if not known:
+        return {"min": None, "median": None, "max": None, "n": 0, "values": values}
+    return {"min": min(known), "median": statistics.median(known), "max": max(known), "n": len(known),
+            "values": values}
 
 
-def load_base(name: str, device: str):
-    """The start model (fp32, no KV cache while training) and its tokenizer with the course template."""
-    base, tokenizer = load_model(name, device=device, dtype=torch.float32)
-    use_template(tokenizer, "guide")
-    base.config.use_cache = False
-    return base, tokenizer
-
-
-def child(spec: dict, queue) -> None:
-    """One run in a fresh process: load, apply the variant's speed-ups (B only), train, report."""
-    try:
-        torch.manual_seed(0)
-        base, tokenizer = load_base(spec["model"], spec["device"])
-        changes = speed_up(base, spec["device"]) if spec["variant"] == "recommended" else []
-        data = job(spec["stage"], spec["examples"], tokenizer)
-        evaluation = held_out(spec["stage"], spec["eval_examples"])
-        result = run_once(spec["stage"], spec["variant"], base, tokenizer, data, spec["device"], Path(spec["work"]),
-                          evaluation, spec["evaluations"])
-        queue.put({**result, "speed_ups": changes})
-    except BaseException as exc:  # the parent reports it; a silent child would look like a hang
-        import traceback
-
-        queue.put({"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()})
-
-
-def run_in_child(spec: dict) -> dict:
-    """`child` in a spawned process; its measurements, or the error it raised."""
-    result = in_fresh_process(child, spec, timeout=1800)
-    if "error" in result:
-        raise RuntimeError(f"{spec['stage']} {spec['variant']} run failed: {result['error']}\n"
-                           f"traceback of the child process:\n{result.get('traceback', '')}")
-    return result
-
-
-def run_once(stage: str, variant: str, base, tokenizer, dataset, device: str, workdir: Path, evaluation=None,
-             evaluations: int = 4) -> dict:
-    """Train one pass over `dataset` with one variant's settings; return its measurements.
-
-    With `evaluation` (a held-out slice), TRL evaluates it at the start and about `evaluations` times more,
-    evenly over the pass (always at the last step); the per-pass seconds still leave those evaluations out.
-    """
-    common = {"num_train_epochs": 1, "max_steps": -1, "logging_steps": 10, "seed": 0, "report_to": "none",
-              "save_strategy": "no", "disable_tqdm": True}
-    if stage == "sft":
-        common["assistant_only_loss"] = True  # the course's objective, for both: loss on the answers only
-    overrides = dict(common)
-    if variant == "recommended":
-        fast = recommended_settings(stage, device)
-        rate = getattr(PROFILES["default"], f"{stage}_learning_rate")  # scaled with the batch, as the notebooks do
-        overrides.update({**fast, "learning_rate": rate})
-    config = guide_config(stage, str(workdir / variant), **overrides)
-    if evaluation is not None:
-        # One epoch has ceil(rows / batch) steps: evaluate every 1/evaluations of them, and once before the first
-        # (TRL also adds the last step when it is not a multiple). Eval batches of 8 for both variants, so both
-        # average their held-out loss over the same batches.
-        steps = math.ceil(len(dataset) / (config.per_device_train_batch_size * config.gradient_accumulation_steps))
-        overrides.update(eval_strategy="steps", eval_steps=max(1, math.ceil(steps / evaluations)), eval_on_start=True,
-                         per_device_eval_batch_size=8)
-        config = guide_config(stage, str(workdir / variant), **overrides)
-    if variant == "recommended" and config.train_sampling_strategy == "sequential":  # batches of similar length
-        dataset = group_by_length(dataset, tokenizer, config.per_device_train_batch_size, seed=0)
-    model = copy.deepcopy(base)
-    trainer = build_trainer(model, tokenizer, config, dataset, eval_dataset=evaluation)
-    from transformers.trainer_callback import PrinterCallback
-
-    trainer.remove_callback(PrinterCallback)  # no metric dicts between the bench's own lines
-    clock = EvalClock(trainer, device)
-    gc.collect()
-    with track(device) as m:
-        clock.start()
-        result = trainer.train()
-    settings = {k: getattr(config, k) for k in (
-        "per_device_train_batch_size", "gradient_accumulation_steps", "bf16", "gradient_checkpointing",
-        "dataloader_num_workers", "train_sampling_strategy", "optim")}
-    for key in ("padding_free", "precompute_ref_log_probs", "max_length"):
-        settings[key] = getattr(config, key, None)
-    settings["optim"] = str(settings["optim"]).split(".")[-1]
-    settings["eval_steps"] = config.eval_steps if evaluation is not None else None
-    del trainer, model
-    gc.collect()
-    seconds = m["seconds"] - clock.eval_seconds  # the pass's training time: the evaluations taken out
-    peaks = clock.training_peaks + ([m["peak_mib"]] if m["peak_mib"] is not None else [])
-    return {"seconds": seconds, "seconds_with_eval": m["seconds"], "eval_seconds": clock.eval_seconds,
-            "peak_mib": round(max(peaks), 1) if peaks else None, "eval_peak_mib": clock.eval_peak_mib,
-            "steps": result.global_step,
-            "step_seconds": seconds / max(result.global_step, 1), "training_loss": result.training_loss,
-            "eval_curve": clock.curve, "settings": settings}
-
-
-def summarize(stage: str, runs: dict, loss_tokens: int, tokens: int, params: int, peak: dict) -> dict:
-    """Best run per variant (the one least disturbed by other work), the speed-up, tokens/s, matmul-peak fraction."""
-    flops_per_token = (6 if stage == "sft" else 8) * params  # DPO adds a forward of the reference
-    out = {"loss_tokens": loss_tokens, "tokens": tokens}
-    best = {}
-    for variant, rs in runs.items():
-        best[variant] = min(rs, key=lambda r: r["seconds"])
-        wall = best[variant]["seconds"]
-        dtype = "bf16" if rs[0]["settings"]["bf16"] else "fp32"
-        achieved = flops_per_token * tokens / wall / 1e9
-        out[variant] = {
-            "wall_seconds": wall, "runs_seconds": [r["seconds"] for r in rs],
-            "step_seconds": min(r["step_seconds"] for r in rs), "steps": rs[0]["steps"],
-            "median_wall_seconds": statistics.median(r["seconds"] for r in rs),
-            "loss_tokens_per_second": loss_tokens / wall, "tokens_per_second": tokens / wall,
-            "peak_mib": max(r["peak_mib"] or 0 for r in rs), "training_loss": rs[-1]["training_loss"],
-            "achieved_gflops": achieved, "matmul_peak_fraction": achieved / peak[dtype],
-            "settings": rs[0]["settings"], "speed_ups": rs[0].get("speed_ups", []),
-            # held out: the best run's curve (its clock is the one the wall time comes from); every run's end
-            "eval_curve": best[variant].get("eval_curve", []),
-            "final_eval_loss": _final_loss(best[variant].get("eval_curve", [])),
-            "runs_final_eval_loss": [_final_loss(r.get("eval_curve", [])) for r in rs],
-            "eval_seconds": best[variant].get("eval_seconds"),
-            "eval_peak_mib": max((r.get("eval_peak_mib") or 0 for r in rs), default=0) or None,
-        }
-    out["speedup"] = out["guide"]["wall_seconds"] / out["recommended"]["wall_seconds"]
-    out["equal_loss"] = equal_loss(out["guide"]["eval_curve"], out["recommended"]["eval_curve"])
-    for variant in runs:
-        out[variant]["seconds_to_target"] = out["equal_loss"]["seconds_to_target"][variant]
-    out["speedup_at_equal_loss"] = out["equal_loss"]["speedup"]
+def equal_loss(guide: dict, run: dict) -> dict[str, Any]:
+    """One repeat: the guide's final held-out loss as the target, each run's seconds to it and the speed-up (None
+    when the candidate never reaches it, or when the guide learned nothing: a target no lower than its start)."""
+    target = final_loss(guide["curve"])
+    out = {"target": target, "guide_seconds": None, "seconds": None, "speedup": None, "reached": False,
+           "loss_at_guide_seconds": loss_at_seconds(run["curve"], guide["seconds"]),
+           "per_pass_speedup": guide["seconds"] / run["seconds"] if run["seconds"] > 0 else None}
+    if target is None:
+        return out
+    out["guide_seconds"] = seconds_to_loss(guide["curve"], target)
+    out["seconds"] = seconds_to_loss(run["curve"], target)
+    out["reached"] = out["seconds"] is not None
+    start = guide["curve"][0].get("eval_loss")
+    learned = start is not None and target < start
+    if learned and out["reached"] and out["guide_seconds"] and out["seconds"] > 0:
+        out["speedup"] = out["guide_seconds"] / out["seconds"]
     return out
 
 
-def finite(value):
-    """`value` with every NaN or infinite float inside it (dicts, lists) replaced by None, for JSON."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [finite(v) for v in value]
-    return value
+def matmul_share(stage: str, params: int, tokens: int, seconds: float, peak: dict) -> dict[str, float | None]:
+    """Nominal training work per second (6 x parameters x tokens for SFT, 8 x for DPO) and its share of each peak."""
+    gflops = (6 if stage == "sft" else 8) * params * tokens / seconds / 1e9
+    bf16 = gflops / peak["bf16"] if peak.get("bf16") else None
+    return {"gflops": gflops, "fp32": gflops / peak["fp32"], "bf16": bf16}
 
 
-def fmt(value: float | None, spec: str, none: str = "never") -> str:
+def summarize(stage: str, guide_runs: list[dict], runs: dict[str, list[dict]], params: int, peak: dict) -> dict:
+    """A stage's report: each variant's spread over repeats, each candidate against the guide repeat by repeat,
+    and the winner (highest median equal-loss speed-up among those that always reached the target)."""
+    def variant(rs: list[dict]) -> dict:
+        seconds = spread([r["seconds"] for r in rs])
+        return {"seconds": seconds, "steps": rs[0]["steps"], "peak_mib": max(r["peak_mib"] for r in rs),
+                "final_eval_loss": spread([final_loss(r["curve"]) for r in rs]), "settings": rs[0]["settings"],
+                "speed_ups": rs[0]["speed_ups"], "curves": [r["curve"] for r in rs],
+                "matmul_share": matmul_share(stage, params, rs[0]["tokens"], seconds["median"], peak)}
+
+    out: dict[str, Any] = {"tokens": guide_runs[0]["tokens"], "guide": variant(guide_runs), "candidates": {}}
+    for name, rs in runs.items():
+        pairs = [equal_loss(g, r) for g, r in zip(guide_runs, rs)]
+        speedups = [p["speedup"] for p in pairs]
+        out["candidates"][name] = {**variant(rs), "per_repeat": pairs, "reached": all(p["reached"] for p in pairs),
+                                   "equal_loss_speedup": {**spread(speedups), "median": statistics.median(speedups)
+                                                          if None not in speedups else None},
+                                   "per_pass_speedup": spread([p["per_pass_speedup"] for p in pairs]),
+                                   "loss_at_equal_time": spread([p["loss_at_guide_seconds"] for p in pairs])}
+    cands = out["candidates"]
+    eligible = [n for n, c in cands.items() if c["reached"] and c["equal_loss_speedup"]["median"] is not None]
+    if eligible:
+        winner = max(eligible, key=lambda n: cands[n]["equal_loss_speedup"]["median"])
+        why = "highest median speed-up at equal held-out loss among the candidates that reached the target"
+    else:
+        winner = min(cands, key=lambda n: cands[n]["loss_at_equal_time"]["median"] or math.inf) if cands else None
+        why = f"no candidate reached the target in every repeat; lowest held-out loss at equal time ({NEVER})"
+    out.update(recommended=winner, why=why, lost=sorted(n for n in cands if n != winner))
+    if winner:
+        w = cands[winner]
+        out["equal_loss"] = {**w["equal_loss_speedup"], "reached": w["reached"], "repeats": len(w["per_repeat"]),
+                             "target": spread([p["target"] for p in w["per_repeat"]])}
+        out["matmul_share_fp32"] = {"guide": out["guide"]["matmul_share"]["fp32"],
+                                    "recommended": w["matmul_share"]["fp32"]}
+    return out
+
+
+def fmt(value: float | None, spec: str, none: str = "-") -> str:
     """`value` formatted with `spec`, or `none` where it is None."""
     return none if value is None else format(value, spec)
 
 
+def table(report: dict) -> list[str]:
+    """The printed table: per stage, the guide and each candidate (medians, [min-max] over repeats), the winner."""
+    lines = [f"{'stage':6}{'variant':22}{'train s':>9}{'final loss':>11}{'s to target':>12}{'equal-loss x':>19}"
+             f"{'loss at equal s':>16}{'% fp32 peak':>12}  reached"]
+    for stage in (s for s in STAGES if s in report):
+        r = report[stage]
+        g = r["guide"]
+        lines.append(f"{stage:6}{'guide':22}{fmt(g['seconds']['median'], '9.1f')}"
+                     f"{fmt(g['final_eval_loss']['median'], '11.3f')}{'':>12}{'1.00':>19}{'':>16}"
+                     f"{fmt(100 * g['matmul_share']['fp32'], '11.1f')}%")
+        for name, c in r["candidates"].items():
+            eq = c["equal_loss_speedup"]
+            times = spread([p["seconds"] for p in c["per_repeat"]])["median"]
+            speedup = f"{fmt(eq['median'], '.2f', 'none')} [{eq['min']:.2f}-{eq['max']:.2f}]" if eq["n"] else "none"
+            mark = "*" if name == r["recommended"] else " "
+            lines.append(f"{stage:6}{mark + name:22}{fmt(c['seconds']['median'], '9.1f')}"
+                         f"{fmt(c['final_eval_loss']['median'], '11.3f')}{fmt(times, '12.1f', 'never'):>12}"
+                         f"{speedup:>19}"
+                         f"{fmt(c['loss_at_equal_time']['median'], '16.3f')}"
+                         f"{fmt(100 * c['matmul_share']['fp32'], '11.1f')}%  {'yes' if c['reached'] else 'no'}")
+        for name, why in r.get("skipped", {}).items():
+            lines.append(f"{stage:6} {name:21} skipped: {why}")
+        lines.append(f"{stage:6}recommended: {r['recommended']} ({r['why']})")
+    return lines
+
+
 def chart(report: dict, path: Path) -> None:
-    """Per stage: wall time of the job, guide vs recommended; below it, held-out loss over training seconds."""
+    """Held-out loss against training seconds per stage: the guide and every candidate, every repeat."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    stages = [s for s in ("sft", "dpo") if s in report]
-    colors = {"guide": "#999999", "recommended": "#2a7ab9"}
-    fig, axes = plt.subplots(2, len(stages), figsize=(4.6 * len(stages), 6.6), squeeze=False)
-    for ax, curves, stage in zip(axes[0], axes[1], stages):
+    stages = [s for s in STAGES if s in report]
+    fig, axes = plt.subplots(1, len(stages), figsize=(5.5 * len(stages), 4.2), squeeze=False)
+    for ax, stage in zip(axes[0], stages):
         r = report[stage]
-        walls = [r["guide"]["wall_seconds"], r["recommended"]["wall_seconds"]]
-        bars = ax.bar(["guide as written", "recommended"], walls, color=list(colors.values()))
-        ax.bar_label(bars, [f"{w:.0f} s" for w in walls])
-        ax.set_ylim(0, 1.15 * max(walls))  # room for the labels under the title
-        ax.set_title(f"{stage.upper()}: {r['speedup']:.2f}x faster per pass")
-        ax.set_ylabel("wall time for one pass (s)")
-        for variant, color in colors.items():
-            points = [p for p in r[variant]["eval_curve"] if p["eval_loss"] is not None]
-            curves.plot([p["train_seconds"] for p in points], [p["eval_loss"] for p in points], "o-", color=color,
-                        label=variant)
-        eq = r["equal_loss"]
-        if eq["target"] is not None:
-            curves.axhline(eq["target"], color="#cc6600", lw=0.8, ls="--", label="worse final loss")
-        speed = "no comparison" if eq["speedup"] is None else f"{eq['speedup']:.2f}x"
-        curves.set_title(f"at equal held-out loss: {speed}")
-        curves.set_xlabel("training seconds (evaluation left out)")
-        curves.set_ylabel("held-out eval loss")
-        curves.legend(fontsize=8)
+        lines = [("guide", r["guide"], "#888888")]
+        lines += [(name, c, f"C{i}") for i, (name, c) in enumerate(r["candidates"].items())]
+        for name, v, color in lines:
+            for k, curve in enumerate(v["curves"]):
+                pts = [p for p in curve if p["eval_loss"] is not None]
+                ax.plot([p["train_seconds"] for p in pts], [p["eval_loss"] for p in pts], "o-", ms=3, color=color,
+                        lw=2 if name == r["recommended"] else 1, alpha=0.8, label=name if k == 0 else None)
+        if r.get("equal_loss"):
+            ax.axhline(r["equal_loss"]["target"]["median"], color="#cc6600", lw=0.8, ls="--",
+                       label="target: the guide's final loss")
+        ax.set(title=f"{stage.upper()}: recommended {r['recommended']}", ylabel="held-out loss (fp32)",
+               xlabel="training seconds (evaluation left out)")
+        ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the A/B benchmark and write outputs/bench/bench.json and bench.png."""
+    """Run the interleaved benchmark, print the table, write bench.json and bench.png."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sft-examples", type=int, default=192, help="SFT conversations in the job")
-    parser.add_argument("--dpo-examples", type=int, default=64, help="DPO pairs in the job")
-    parser.add_argument("--sft-eval-examples", type=int, default=32, help="held-out SFT conversations evaluated")
-    parser.add_argument("--dpo-eval-examples", type=int, default=16, help="held-out DPO pairs evaluated")
-    parser.add_argument("--evaluations", type=int, default=4, help="held-out evaluations per pass, after the start")
-    parser.add_argument("--repeats", type=int, default=2, help="A/B rounds (A, B, A, B, ...)")
-    parser.add_argument("--stages", default="sft,dpo")
+    parser.add_argument("--stages", default="sft,dpo", help="comma-separated: sft, dpo")
+    parser.add_argument("--candidates", default=DEFAULT_CANDIDATES, help="comma-separated names, or 'all' (--list)")
+    parser.add_argument("--repeats", type=int, default=2, help="interleaved rounds: guide, candidates, guide, ...")
+    parser.add_argument("--sft-examples", type=int, default=128, help="SFT conversations in the pass")
+    parser.add_argument("--dpo-examples", type=int, default=48, help="DPO pairs in the pass")
+    parser.add_argument("--sft-eval-examples", type=int, default=32, help="held-out SFT conversations")
+    parser.add_argument("--dpo-eval-examples", type=int, default=16, help="held-out DPO pairs")
+    parser.add_argument("--evaluations", type=int, default=4, help="held-out evaluations per pass after the start")
     parser.add_argument("--model", default="embedded")
+    parser.add_argument("--out", type=Path, default=None, help="folder for bench.json and bench.png")
+    parser.add_argument("--list", action="store_true", help="print the candidates and exit")
     opts = parser.parse_args(argv)
-
-    torch.manual_seed(0)
-    device = pick_device()
-    out_dir = outputs_dir() / "bench"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    peak = {"fp32": matmul_gflops(torch.float32, device), "bf16": matmul_gflops(torch.bfloat16, device)}
-    print(f"matmul probe ({device}, 2048x2048): fp32 {peak['fp32']:.0f} GFLOP/s, bf16 {peak['bf16']:.0f} GFLOP/s")
-    base, tokenizer = load_base(opts.model, device)
-    params = sum(p.numel() for p in base.parameters())
-    del base
-    report: dict = {"machine": describe(), "device": device, "model": opts.model, "parameters": params,
-                    "matmul_gflops": peak, "repeats": opts.repeats, "evaluations": opts.evaluations,
-                    "eval_precision": "fp32"}
-    started = time.perf_counter()
-    for stage in opts.stages.split(","):
-        n = opts.sft_examples if stage == "sft" else opts.dpo_examples
-        n_eval = opts.sft_eval_examples if stage == "sft" else opts.dpo_eval_examples
-        data = job(stage, n, tokenizer)
-        loss_tokens, tokens = loss_token_count(data, tokenizer), total_tokens(data, tokenizer)
-        runs: dict[str, list] = {"guide": [], "recommended": []}
+    if opts.list:
+        for name, c in CANDIDATES.items():
+            print(f"{name:22} {candidate_settings(c['stage'], c)} speed_ups={bool(c.get('speed_ups'))}")
+        return 0
+    stages = [s for s in opts.stages.split(",") if s]
+    names = list(CANDIDATES) if opts.candidates == "all" else [n for n in opts.candidates.split(",") if n]
+    unknown = [n for n in names if n not in CANDIDATES] + [s for s in stages if s not in STAGES]
+    if unknown or opts.repeats < 1:
+        parser.error(f"unknown {unknown} or repeats < 1; candidates: {', '.join(CANDIDATES)}")
+    out = (opts.out or outputs_dir() / "bench").resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    device, started = pick_device(), time.perf_counter()
+    peak = precision_probe(device)
+    print(f"matmul probe on {device}: fp32 {peak['fp32']:.0f} GFLOP/s, bf16 {fmt(peak['bf16'], '.0f', 'n/a')} "
+          f"({peak['bf16_note']})", flush=True)
+    report: dict[str, Any] = {"date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+                              "machine": describe(), "device": device, "model": opts.model,
+                              "matmul_gflops": peak, "repeats": opts.repeats, "evaluations": opts.evaluations,
+                              "eval_precision": "fp32 weights, fp32 forward", "args": vars(opts) | {"out": str(out)}}
+    for stage in stages:
+        n, n_eval = (opts.sft_examples, opts.sft_eval_examples) if stage == "sft" else (opts.dpo_examples,
+                                                                                          opts.dpo_eval_examples)
+        mine = [c for c in names if CANDIDATES[c]["stage"] == stage]
+        skipped = {c: why for c in mine if (why := unavailable(CANDIDATES[c], device))}
+        runs: dict[str, list[dict]] = {"guide": [], **{c: [] for c in mine if c not in skipped}}
         for rep in range(opts.repeats):
-            for variant in ("guide", "recommended"):
-                r = run_in_child({"stage": stage, "variant": variant, "model": opts.model, "device": device,
-                                  "examples": n, "eval_examples": n_eval, "evaluations": opts.evaluations,
-                                  "work": str(out_dir / "work")})
+            for variant in runs:
+                spec = {"stage": stage, "variant": variant, "model": opts.model, "device": device, "examples": n,
+                        "eval_examples": n_eval, "evaluations": opts.evaluations}
+                r = in_fresh_process(run_variant, spec, timeout=3600)
+                if "error" in r:
+                    raise RuntimeError(f"{stage} {variant} failed: {r['error']}\n{r.get('traceback', '')}")
                 runs[variant].append(r)
-                curve = " ".join(f"{p['step']}:{fmt(p['eval_loss'], '.3f', 'nan')}@{p['train_seconds']:.0f}s"
-                                 for p in r["eval_curve"])
-                print(f"{stage} round {rep + 1} {variant:12s} {r['seconds']:7.1f} s  {r['steps']:4d} steps  "
-                      f"{r['step_seconds']:5.2f} s/step  peak {r['peak_mib']:.0f} MiB  loss {r['training_loss']:.3f}  "
-                      f"(+{r['eval_seconds']:.0f} s held-out evaluation, not counted)\n"
-                      f"{'':6s}held-out loss step:loss@training s  {curve}", flush=True)
-        report[stage] = summarize(stage, runs, loss_tokens, tokens, params, peak)
-        report[stage]["examples"] = len(data)
-        report[stage]["eval_examples"] = len(held_out(stage, n_eval))
-    report["matmul_peak_fraction"] = report.get("sft", report.get("dpo", {})).get("recommended", {}).get(
-        "matmul_peak_fraction")
-    report["total_seconds"] = time.perf_counter() - started
-    # A missing or undefined number is null in the file, never NaN (which is not JSON)
-    atomic_write_text(out_dir / "bench.json", json.dumps(finite(report), indent=2, default=str, allow_nan=False))
-    chart(report, out_dir / "bench.png")
-    print()
-    print(f"{'':6s}{'variant':14s}{'wall s':>8s}{'s/step':>8s}{'loss tok/s':>11s}{'peak MiB':>10s}"
-          f"{'% matmul peak':>15s}{'held-out loss':>15s}{'s to target':>13s}")
-    for stage in opts.stages.split(","):
-        r = report[stage]
-        eq = r["equal_loss"]
-        for variant in ("guide", "recommended"):
-            v = r[variant]
-            print(f"{stage:6s}{variant:14s}{v['wall_seconds']:8.1f}{v['step_seconds']:8.2f}"
-                  f"{v['loss_tokens_per_second']:11.1f}{v['peak_mib']:10.0f}{100 * v['matmul_peak_fraction']:14.1f}%"
-                  f"{fmt(v['final_eval_loss'], '.3f', 'n/a'):>15s}{fmt(v['seconds_to_target'], '.1f', 'never'):>13s}")
-        print(f"{stage:6s}speed-up per pass (guide wall / recommended wall): {r['speedup']:.2f}x "
-              f"on {r['examples']} examples, {r['loss_tokens']} loss tokens")
-        print(f"{stage:6s}speed-up at equal held-out loss (seconds to {fmt(eq['target'], '.3f', 'n/a')}, the worse "
-              f"final loss on {r['eval_examples']} held-out examples): {fmt(eq['speedup'], '.2f', 'none')}"
-              f"{'x' if eq['speedup'] is not None else ''}")
-        lower = eq.get("lower_target")
-        if lower:
-            times = ", ".join(f"{v} {fmt(s, '.1f', 'never')}" + (" s" if s is not None else "")
-                              for v, s in lower["seconds"].items())
-            print(f"{stage:6s}to the better final loss {lower['target']:.3f}: {times}")
-        for note in eq["notes"] + (lower["notes"] if lower else []):
-            print(f"{stage:6s}note: {note}")
-    for stage in opts.stages.split(","):
-        for line in report[stage]["recommended"]["speed_ups"]:
-            print(f"{stage} recommended also: {line}")
-    print(f"wrote {out_dir / 'bench.json'} and {out_dir / 'bench.png'}")
+                curve = " ".join(f"{fmt(p['eval_loss'], '.3f')}@{p['train_seconds']:.0f}s" for p in r["curve"])
+                print(f"{stage} round {rep + 1} {variant:22} {r['seconds']:6.1f} s  {r['steps']:3d} steps  "
+                      f"peak {r['peak_mib']:.0f} MiB (+{r['eval_seconds']:.0f} s evaluation)  {curve}", flush=True)
+        report["parameters"] = params = runs["guide"][0]["parameters"]
+        report[stage] = summarize(stage, runs.pop("guide"), runs, params, peak)
+        report[stage].update(examples=n, eval_examples=n_eval, skipped=skipped)
+    report["seconds"] = time.perf_counter() - started
+    write_json(out / "bench.json", report)
+    chart(report, out / "bench.png")
+    print("\n".join(["", *table(report), f"wrote {out / 'bench.json'} and {out / 'bench.png'}"]))
     return 0
 
 

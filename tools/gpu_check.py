@@ -3,7 +3,7 @@
 Runs 01 (SFT) and 02 (DPO) with papermill at the default profile (short on a GPU) on the embedded model, into
 `outputs/gpu-check/`, then prints one table: the device, the dtype of the trained weights, the bf16/fp16 flags,
 the loss first -> last, held-out metrics before -> after, tokens per second, and the peak GPU memory against
-`smolkit.hardware.estimate_memory`. Exits 1 when no CUDA device is present (at once), when a loss did not fall,
+`smolkit.perf.estimate_memory`. Exits 1 when no CUDA device is present (at once), when a loss did not fall,
 or when a trained weight was half precision. Run it with `make gpu-check` (or `bash tools/gpu_check.sh`).
 """
 
@@ -46,9 +46,9 @@ def run_notebooks() -> dict[str, float]:
 
 def estimate_mib(metrics: dict, stage: str) -> float:
     """estimate_memory for the run a notebook recorded: full fine-tuning, fp32 weights, its mean batch in tokens."""
-    from smolkit.hardware import ARCHITECTURES, estimate_memory
+    from smolkit.perf.hardware import ARCHITECTURES, estimate_memory
 
-    params = metrics["parameters"]
+    params = metrics["run"]["parameters"]
     return estimate_memory(params, params, logged(metrics)["tokens"] // metrics["steps"],
                            reference_copy=stage == "dpo", **ARCHITECTURES["SmolLM2-135M"])["total"]
 
@@ -66,21 +66,21 @@ def rows(metrics: dict[str, dict], seconds: dict[str, float]) -> tuple[list[tupl
     problems = []
     log = {name: logged(m) for name, m in metrics.items()}
     for name, m in metrics.items():
-        if m["weights_dtype"] != "torch.float32":
-            problems.append(f"{name}: trained weights were {m['weights_dtype']}, not fp32")
+        if m["run"]["weights_dtype"] != "torch.float32":
+            problems.append(f"{name}: trained weights were {m['run']['weights_dtype']}, not fp32")
         if not log[name]["last"] < log[name]["first"]:
             problems.append(f"{name}: loss did not fall ({log[name]['first']:.4f} -> {log[name]['last']:.4f})")
     table = [
-        ("device", sft["device_name"], dpo["device_name"]),
-        ("trained weights", sft["weights_dtype"], dpo["weights_dtype"]),
+        ("device", sft["run"]["device_name"], dpo["run"]["device_name"]),
+        ("trained weights", sft["run"]["weights_dtype"], dpo["run"]["weights_dtype"]),
         ("bf16 / fp16", f"{sft['bf16']} / {sft['fp16']}", f"{dpo['bf16']} / {dpo['fp16']}"),
         ("loss first -> last", *(f"{log[n]['first']:.4f} -> {log[n]['last']:.4f}" for n in NOTEBOOKS)),
         ("held-out before -> after",
          f"format {sft['before']['format_compliance']:.2f} -> {sft['after']['format_compliance']:.2f}",
-         f"log-prob acc. {dpo['before']['logp_accuracy']:.2f} -> {dpo['after']['logp_accuracy']:.2f}"),
+         f"refusals {dpo['before']['refusal_rate_on_unsafe']:.2f} -> {dpo['after']['refusal_rate_on_unsafe']:.2f}"),
         ("training tokens/s", *(f"{log[n]['tokens'] / metrics[n]['train_seconds']:.0f}" for n in NOTEBOOKS)),
-        ("peak GPU MiB (estimate for the mean batch)", f"{sft['peak_mib']:.0f} ({estimate_mib(sft, 'sft'):.0f})",
-         f"{dpo['peak_mib']:.0f} ({estimate_mib(dpo, 'dpo'):.0f})"),
+        ("peak GPU MiB (estimate for the mean batch)", f"{sft['run']['peak_mib']:.0f} ({estimate_mib(sft, 'sft'):.0f})",
+         f"{dpo['run']['peak_mib']:.0f} ({estimate_mib(dpo, 'dpo'):.0f})"),
         ("notebook seconds", f"{seconds['01_sft']:.0f}", f"{seconds['02_dpo']:.0f}"),
     ]
     return table, problems
