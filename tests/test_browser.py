@@ -5,17 +5,22 @@ The widget notebook compares the models that 01 and 02 saved in this test sessio
 Never skipped: without Chromium it fails and says how to install it (`make test` installs it as root).
 """
 
+import importlib.util
 import json
 import os
+from pathlib import Path
 
 import pytest
-from scripts import load_script
 
-from smolkit.paths import outputs_dir
+from smolkit.runtime import outputs_dir
 
 
 def load_tool():
-    return load_script("browser_check")
+    path = Path(__file__).resolve().parent.parent / "tools" / "browser_check.py"
+    spec = importlib.util.spec_from_file_location("browser_check", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_missing_chromium_fails_with_how_to_install(monkeypatch, tmp_path):
@@ -31,7 +36,7 @@ def test_the_widget_notebook_is_02s_own_cells():
     course = json.loads((tool.ROOT / "notebooks" / "02_dpo.ipynb").read_text())["cells"]
     code = [c for c in nb["cells"] if c["cell_type"] == "code"]
     assert [c for c in code[:-1] if c not in course] == []  # copied unchanged from 02, in 02's order
-    assert "show_beta_explorer(BETA)" in "".join(code[-2]["source"]) and "show_compare(" in "".join(code[-1]["source"])
+    assert "show_beta_explorer(" in "".join(code[-2]["source"]) and "show_compare(" in "".join(code[-1]["source"])
     assert any("parameters" in c["metadata"].get("tags", []) for c in code)
 
 

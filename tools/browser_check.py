@@ -223,7 +223,7 @@ def widget_root(output, what: str):
 
 def check_beta_slider(page, shots: Path) -> dict:
     """Drag the beta slider; the curve image and the printed summary must change."""
-    output = cell_output(page, "show_beta_explorer(BETA)")
+    output = cell_output(page, "show_beta_explorer(")
     widget_root(output, "beta slider")
     slider = output.locator(".widget-slider").first
     handle = slider.locator(".noUi-handle").first
@@ -276,13 +276,10 @@ def check_compare_panel(page, shots: Path) -> dict:
 
 WIDGETS_NOTEBOOK = "02_widgets.ipynb"
 # 02's cells that the widgets need, found by what they contain: parameters, imports, the beta slider.
-WIDGET_CELLS = ("PROFILE = ", "from smolkit.widgets import", "show_beta_explorer(BETA)")
+WIDGET_CELLS = ("PROFILE = ", "from smolkit import", "show_beta_explorer(")
 COMPARE_SAVED_MODELS = """# The models the course saved (01: SFT, 02: DPO); the embedded one stands in for one missing.
-from smolkit.widgets import saved_models
-
-models = saved_models(("sft", "dpo"))
-if len(models) < 2:
-    models = saved_models(("embedded", "sft", "dpo"))
+saved = {name: outputs_dir() / "models" / name for name in ("sft", "dpo")}
+models = {name: load_model(str(path) if path.is_dir() else "embedded") for name, path in saved.items()}
 show_compare(models, prompt="Answer yes or no: is fire cold?", max_new_tokens=P.max_new_tokens)"""
 
 
@@ -306,7 +303,7 @@ def check_notebook(notebook: str | None = None, timeout: float = 480, outputs: P
     from playwright.sync_api import sync_playwright
 
     sys.path.insert(0, str(ROOT))
-    from smolkit.paths import outputs_dir
+    from smolkit.runtime import outputs_dir
 
     chromium = find_chromium()
     outputs = outputs or outputs_dir()
