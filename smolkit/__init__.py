@@ -1,17 +1,13 @@
-"""smolkit: the plumbing behind the course's lessons (the training itself is stock TRL, in the notebooks).
-
-A notebook imports what it uses in one line, `from smolkit import load_model, generate, ...`; each name lives in
-the module named for what it holds. The performance wing, `smolkit.perf`, serves notebook 04 and `make bench`.
-"""
+"""smolkit: the lessons' plumbing (training is stock TRL, in the notebooks); `smolkit.perf` serves 04 and bench."""
 
 import datasets
 
 from smolkit.chat import loss_tokens, preflight, render, use_template
 from smolkit.data import load_preferences, load_sft
-from smolkit.evaluation import answer_lengths, completion_logps, generate, implicit_rewards, preference_accuracy
-from smolkit.models import load_model, read_beside, save_model
+from smolkit.evaluation import completion_logps, generate, preference_accuracy
+from smolkit.models import load_model, save_model
 from smolkit.pairs import onpolicy_pairs, style_anchors, worse_than_chosen
-from smolkit.plots import before_after, dial_chart, pipeline_diagram, token_view_html, training_curves
+from smolkit.plots import before_after, dial_chart, token_view_html, training_curves
 from smolkit.profiles import get_profile, training_settings
 from smolkit.replies import refusal, reply_measures, sft_metrics
 from smolkit.runtime import (

@@ -13,12 +13,8 @@ from smolkit.runtime import REPO_ROOT
 # the trailing space, so the prompt's tokens are a prefix of prompt + answer (the space goes with the answer). It
 # lives in configs/, where TRL's command line reads it too (`chat_template_path` in configs/sft.yaml).
 GUIDE_TEMPLATE = (REPO_ROOT / "configs" / "guide_chat_template.jinja").read_text(encoding="utf-8")
-# The same template exactly as the guide writes it (no EOS, no markers, system dropped), kept to show what breaks.
-GUIDE_TEMPLATE_AS_WRITTEN = (
-    "{% for message in messages %}{% if message['role'] == 'user' %}Human: {{ message['content'] }}\n\n"
-    "{% elif message['role'] == 'assistant' %}Assistant: {{ message['content'] }}\n\n{% endif %}{% endfor %}"
-    "{% if add_generation_prompt %}Assistant: {% endif %}"
-)
+# The template exactly as the guide writes it (no EOS, no markers, system dropped), kept to show what breaks.
+GUIDE_TEMPLATE_AS_WRITTEN = (REPO_ROOT / "configs" / "guide_chat_template_as_written.jinja").read_text(encoding="utf-8")
 TEMPLATES = {"guide": GUIDE_TEMPLATE, "guide-as-written": GUIDE_TEMPLATE_AS_WRITTEN}
 GENERATION_MARKER = re.compile(r"\{%-?\s*generation\s*-?%\}")
 FIX = "use_template(tokenizer, 'guide') sets the course's fixed template"
@@ -38,10 +34,6 @@ def loss_tokens(tokenizer: Any, messages: list[dict]) -> list[tuple[str, bool]]:
     """Each token of a conversation, and whether it carries loss under assistant-only training."""
     enc = tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True, return_assistant_tokens_mask=True)
     return list(zip(tokenizer.convert_ids_to_tokens(enc["input_ids"]), map(bool, enc["assistant_masks"])))
-
-def end_of_turn(tokenizer: Any) -> str:
-    """The token that closes an assistant turn: <|im_end|> in a ChatML template, else the EOS token."""
-    return "<|im_end|>" if "<|im_end|>" in (tokenizer.chat_template or "") else tokenizer.eos_token
 
 def split_answer(tokenizer: Any, prompt: list[dict], answer: list[dict]) -> tuple[list[int], list[int], int]:
     """Prompt ids, prompt + answer ids and the length of their common start: where DPOTrainer splits a pair."""
@@ -64,15 +56,10 @@ def _sft_row_problem(tokenizer: Any, messages: list[dict], eot_id: int) -> str |
     return None if all(i == eot_id for i in ends) else "a reply's end-of-turn token is outside the loss mask"
 
 def preflight(tokenizer: Any, rows: Any, kind: str, n: int = 4) -> Any:
-    """A table of checks on the chat template and the first `n` rows (check, ok, detail); raises if any fails.
-
-    SFT: a pad token, generation markers, and every reply ending in an end-of-turn token that carries loss (or the
-    model never learns to stop). DPO: the prompt's tokens are the start of prompt + answer (where TRL splits a
-    pair), and every answer DPO scores ends with the end-of-turn token.
-    """
+    """Checks on the template and the first `n` rows (SFT: trained end-of-turn; DPO: prompt prefix, ends); raises."""
     import pandas as pd
 
-    eot = end_of_turn(tokenizer)
+    eot = "<|im_end|>" if "<|im_end|>" in (tokenizer.chat_template or "") else tokenizer.eos_token  # ends a turn
     eot_id = tokenizer.convert_tokens_to_ids(eot)
     sample = [rows[i] for i in range(min(n, len(rows)))]
     checks = [("pad token", tokenizer.pad_token is not None, f"pad {tokenizer.pad_token!r}, end of turn {eot!r}")]

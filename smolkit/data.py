@@ -1,8 +1,4 @@
-"""Load, check and convert the course's SFT and preference (DPO) data.
-
-`source`: "local" (data/sft, data/dpo), a .jsonl file, a folder holding {split}.jsonl, or a hub id "owner/name".
-Rows in other common shapes are converted by `to_conversational`. All problems of a file are raised together in
-one DataError, each naming file, line and field; no row is silently dropped."""
+"""Load, convert and check SFT and preference data; every problem of a file in one DataError (file, line, field)."""
 
 from __future__ import annotations
 

@@ -2,29 +2,23 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
 from smolkit.chat import split_answer
 
 
-@dataclass
-class Reply:
+class Reply(NamedTuple):
     """One generated reply: its text, whether it ended with the end-of-turn token, and how many tokens it used."""
-
     text: str
     stopped: bool
     new_tokens: int
 
 @torch.no_grad()
 def generate(model: Any, tokenizer: Any, conversations: list[list[dict]], max_new_tokens: int = 64,
-             batch_size: int = 32) -> list[Reply]:
-    """Greedy replies to conversations (each ending with a user turn) under the tokenizer's chat template.
-
-    Prompts of similar length share a batch, so little of it is padding; replies come back in input order.
-    """
+             batch_size: int = 32, temperature: float = 0.0) -> list[Reply]:
+    """Replies (greedy; sampled above temperature 0) in input order, prompts of similar length batched together."""
     was_training, side = model.training, tokenizer.padding_side
     model.eval()
     tokenizer.padding_side = "left"  # a decoder-only model continues from the right edge
@@ -33,12 +27,13 @@ def generate(model: Any, tokenizer: Any, conversations: list[list[dict]], max_ne
     order = sorted(range(len(texts)), key=lambda i: lengths[i])
     replies: list[Any] = [None] * len(texts)
     eos = tokenizer.eos_token_id
+    sampling = {"do_sample": True, "temperature": temperature} if temperature > 0 else {"do_sample": False}
     try:
         for start in range(0, len(order), batch_size):
             rows = order[start:start + batch_size]
             batch = tokenizer([texts[i] for i in rows], return_tensors="pt", padding=True, add_special_tokens=False)
-            out = model.generate(**batch.to(model.device), max_new_tokens=max_new_tokens, do_sample=False,
-                                 pad_token_id=tokenizer.pad_token_id, eos_token_id=eos)
+            out = model.generate(**batch.to(model.device), max_new_tokens=max_new_tokens,
+                                 pad_token_id=tokenizer.pad_token_id, eos_token_id=eos, **sampling)
             for i, ids in zip(rows, out[:, batch["input_ids"].shape[1]:].tolist()):
                 stopped = eos in ids
                 ids = ids[: ids.index(eos) + 1] if stopped else ids
@@ -81,33 +76,11 @@ def completion_logps(model: Any, tokenizer: Any, prompts: list[list[dict]], comp
         model.train(was_training)
     return totals
 
-def answer_lengths(tokenizer: Any, prompts: list[list[dict]], completions: list[list[dict]]) -> torch.Tensor:
-    """How many answer tokens each completion has, counted where `completion_logps` sums them."""
-    return torch.tensor([len(full) - cut for _, full, cut in (split_answer(tokenizer, p, c)
-                                                              for p, c in zip(prompts, completions))])
-
 def by_dimension(dimensions: list[str], values: torch.Tensor) -> dict[str, float]:
     """The mean of one value per row, overall and per dimension."""
-    table = {"overall": float(values.float().mean())}
-    for dim in sorted(set(dimensions)):
-        table[dim] = float(values[[i for i, d in enumerate(dimensions) if d == dim]].float().mean())
-    return table
+    rows = {dim: [i for i, d in enumerate(dimensions) if d == dim] for dim in sorted(set(dimensions))}
+    return {"overall": float(values.float().mean())} | {d: float(values[i].float().mean()) for d, i in rows.items()}
 
-def preference_accuracy(dimensions: list[str], chosen: torch.Tensor, rejected: torch.Tensor,
-                        chosen_tokens: torch.Tensor | None = None,
-                        rejected_tokens: torch.Tensor | None = None) -> dict[str, dict[str, float]]:
-    """How often the model ranks the chosen answer first: by summed log-prob (`logp_accuracy`, which favours the
-    shorter answer) and, given token counts, per answer token (`logp_per_token_accuracy`)."""
-    table = {"logp_accuracy": by_dimension(dimensions, chosen > rejected)}
-    if chosen_tokens is not None and rejected_tokens is not None:
-        per_token = chosen / chosen_tokens > rejected / rejected_tokens
-        table["logp_per_token_accuracy"] = by_dimension(dimensions, per_token)
-    return table
-
-def implicit_rewards(dimensions: list[str], chosen: torch.Tensor, rejected: torch.Tensor, ref_chosen: torch.Tensor,
-                     ref_rejected: torch.Tensor, beta: float) -> dict[str, dict[str, float]]:
-    """DPO's own measures against its reference: `reward_accuracy`, the share of pairs whose chosen answer gained more
-    log-probability than the rejected one (it sees only the sign of the move), and `mean_margin`, beta times that
-    difference (TRL's rewards/margins: the size of the move)."""
-    margin = beta * ((chosen - ref_chosen) - (rejected - ref_rejected))
-    return {"reward_accuracy": by_dimension(dimensions, margin > 0), "mean_margin": by_dimension(dimensions, margin)}
+def preference_accuracy(dimensions: list[str], chosen: torch.Tensor, rejected: torch.Tensor) -> dict[str, float]:
+    """How often the summed log-prob ranks the chosen answer first (it favours the shorter answer), by dimension."""
+    return by_dimension(dimensions, chosen > rejected)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import importlib.metadata
-import json
 import os
 import re
 from pathlib import Path
@@ -27,9 +26,8 @@ class ModelLoadError(RuntimeError):
 
 def cache_dir() -> Path:
     """Where the converted embedded model is kept (`SMOLKIT_CACHE`, else `$XDG_CACHE_HOME/smolkit`)."""
-    if os.environ.get("SMOLKIT_CACHE"):
-        return Path(os.environ["SMOLKIT_CACHE"]).expanduser().resolve()
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser().resolve() / "smolkit"
+    default = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "smolkit"
+    return Path(os.environ.get("SMOLKIT_CACHE") or default).expanduser().resolve()
 
 def hub_offline() -> bool:
     """True when the environment asks for no hub access (HF_HUB_OFFLINE and its siblings)."""
@@ -94,8 +92,7 @@ def resolve_model(name: str) -> tuple[str, str]:
     return "hub", name
 
 def load_model(name: str = EMBEDDED, device: str | None = None, dtype: torch.dtype = torch.float32) -> tuple[Any, Any]:
-    """(model, tokenizer) from 'embedded', a folder or a hub id, on the best device; fp32 weights, which training
-    needs (mixed precision comes from the config). Safetensors only; no repository code runs."""
+    """(model, tokenizer) from 'embedded', a folder or a hub id: fp32 safetensors weights, no repository code."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging
 
@@ -115,16 +112,10 @@ def load_model(name: str = EMBEDDED, device: str | None = None, dtype: torch.dty
     return model.to(device or pick_device()), tokenizer
 
 def save_model(model: Any, tokenizer: Any, path: str | os.PathLike, **extra: Any) -> Path:
-    """Save model (safetensors) and tokenizer to `path` atomically, with `extra` JSON files beside them
-    (`recipe={...}` writes recipe.json): an interrupted save never leaves half a model."""
+    """Save model, tokenizer and `extra` JSON files (`recipe={...}`: recipe.json) to `path`, all or nothing."""
     with atomic_dir(path) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
         for name, value in extra.items():
             write_json(tmp / f"{name}.json", value)
     return Path(path)
-
-def read_beside(path: str | os.PathLike, name: str) -> Any:
-    """The `name.json` saved beside a model by `save_model`, or None."""
-    file = Path(path) / f"{name}.json"
-    return json.loads(file.read_text(encoding="utf-8")) if file.is_file() else None

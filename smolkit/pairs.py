@@ -8,11 +8,7 @@ from smolkit.replies import FILLER, extract_answer, follows_request, refusal
 
 
 def worse_than_chosen(row: dict, text: str, stopped: bool = True) -> str | None:
-    """Why the model's reply to a preference row is worse than the row's chosen answer, or None when it is not.
-
-    Each dimension has its own check: an unsafe request not refused (or refused and then done anyway), a format
-    request ignored, filler or a reply far longer than the chosen one, a wrong stated answer, a dismissal.
-    """
+    """Why the model's reply is worse than the row's chosen answer, by the row's dimension; None when it is not."""
     dimension, prompt = row["dimension"], row["prompt"][-1]["content"]
     chosen = row["chosen"][-1]["content"]
     if not stopped:
@@ -38,12 +34,7 @@ def worse_than_chosen(row: dict, text: str, stopped: bool = True) -> str | None:
     return None
 
 def onpolicy_pairs(rows: Any, replies: list[Any], keep_written: tuple[str, ...] = ()) -> list[dict]:
-    """Preference rows whose rejected answer is the model's own reply, wherever that reply is worse than chosen.
-
-    Where the reply is as good as the chosen answer there is nothing to push down, and the row is left out, except
-    in the dimensions of `keep_written`, whose rows keep their written rejected answer there. Each row records
-    `source` ("model" or "written") and `why` (what was wrong with the model's reply).
-    """
+    """Pairs rejecting the model's own reply where it is worse (else skipped, or written in `keep_written` dims)."""
     pairs = []
     for row, reply in zip(rows, replies):
         why = worse_than_chosen(row, reply.text, reply.stopped)
@@ -55,8 +46,7 @@ def onpolicy_pairs(rows: Any, replies: list[Any], keep_written: tuple[str, ...] 
     return pairs
 
 def style_anchors(conversations: Any, n: int) -> list[dict]:
-    """Pairs that keep SFT's answer style where no format is asked for: from one-turn SFT conversations with a
-    checkable answer, the house-style reply ("The answer is 42. ...") chosen over the bare answer ("42.")."""
+    """Pairs keeping SFT's style: its house-style reply ("The answer is 42. ...") chosen over the bare "42."."""
     rows = [r for r in conversations if r["answer"] and len(r["messages"]) == 2][:n]
     return [{"prompt": r["messages"][:1], "chosen": r["messages"][1:], "dimension": "style", "source": "anchor",
              "rejected": [{"role": "assistant", "content": f"{r['answer']}."}], "why": "the bare answer"} for r in rows]

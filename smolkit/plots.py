@@ -8,25 +8,6 @@ from typing import Any
 import matplotlib.pyplot as plt
 
 
-def pipeline_diagram() -> Any:
-    """The three stages of a chat model's life, and where SFT and DPO sit."""
-    fig, ax = plt.subplots(figsize=(9, 2.4))
-    stages = [("Pre-training", "next-token prediction\non trillions of tokens", "base model"),
-              ("Post-training", "SFT: imitate good answers\nDPO: prefer better answers", "instruct model"),
-              ("Deployment", "serve, measure,\ncollect feedback", "assistant in use")]
-    for i, (title, body, result) in enumerate(stages):
-        x = i * 3.2
-        ax.add_patch(plt.Rectangle((x, 0.2), 2.6, 1.6, facecolor="#fde2b3" if i == 1 else "#dfe9f5", edgecolor="#333"))
-        ax.text(x + 1.3, 1.5, title, ha="center", va="center", fontsize=12, weight="bold")
-        ax.text(x + 1.3, 0.95, body, ha="center", va="center", fontsize=9)
-        ax.text(x + 1.3, 0.0, result, ha="center", va="top", fontsize=9, style="italic", color="#555")
-        if i < 2:
-            ax.annotate("", xy=(x + 3.15, 1.0), xytext=(x + 2.65, 1.0), arrowprops={"arrowstyle": "->", "lw": 1.5})
-    ax.set(xlim=(-0.2, 9.2), ylim=(-0.5, 2.0), title="This course covers the orange box")
-    ax.axis("off")
-    fig.tight_layout()
-    return fig
-
 def token_view_html(pairs: list[tuple[str, bool]], tokenizer: Any) -> str:
     """Tokens as HTML: those that carry loss in green, the context in grey."""
     spans = []

@@ -1,9 +1,4 @@
-"""One switch for every size: smoke (the tests), default (a laptop CPU, minutes), full (a GPU).
-
-The default profile's training values are read from `configs/sft.yaml` and `configs/dpo.yaml`, the files TRL's own
-command line runs (`trl sft --config configs/sft.yaml`), so the lessons, the command line and `make bench` share
-one source. `SMOLKIT_PROFILE`, when set, overrides the name a notebook passes (the tests set "smoke").
-"""
+"""One switch for every size: smoke (tests), default (a laptop CPU; values from configs/*.yaml), full (a GPU)."""
 
 from __future__ import annotations
 
@@ -64,8 +59,7 @@ PROFILES = {
 }
 
 def get_profile(name: str, **overrides: Any) -> Profile:
-    """The profile called `name` (or $SMOLKIT_PROFILE when set), with fields overridden; a bad name or field says
-    what is valid."""
+    """The profile `name` ($SMOLKIT_PROFILE wins: tests set smoke), fields overridden; errors list valid ones."""
     key = os.environ.get("SMOLKIT_PROFILE") or str(name).strip().lower()
     if key not in PROFILES:
         raise ValueError(f"unknown profile {key!r}; valid profiles: {', '.join(PROFILES)}")
@@ -82,7 +76,6 @@ NOT_WEIGHTS = {"model_name_or_path", "dtype", "datasets", "chat_template_path", 
                "save_steps", "report_to", "eval_strategy", "bf16", "fp16"}  # where, how often, and the device's
 
 def training_settings(stage: str, profile: Profile) -> dict[str, Any]:
-    """The settings that decide a lesson's trained weights at this profile: configs/<stage>.yaml's, with the
-    profile's sizes (what notebook 03 compares a saved model's config with)."""
+    """The settings that decide a stage's weights at this profile (what 03 compares with a saved model's recipe)."""
     return {k: v for k, v in recipe(stage).items() if k not in NOT_WEIGHTS} | {
         key: getattr(profile, name) for key, name in SIZED[stage].items()}

@@ -7,6 +7,7 @@ import math
 import numbers
 import os
 import platform
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -22,12 +23,10 @@ def pick_device() -> str:
     """The best available device: 'cuda', then 'mps', else 'cpu'."""
     if torch.cuda.is_available():
         return "cuda"
-    mps = getattr(torch.backends, "mps", None)
-    return "mps" if mps is not None and mps.is_available() else "cpu"
+    return "mps" if torch.backends.mps.is_available() else "cpu"
 
 def mixed_precision(device: str) -> dict[str, bool]:
-    """SFTConfig/DPOConfig precision flags for fp32 weights: bf16 on GPUs that have it, else fp16 (with loss scaling);
-    fp32 on CPUs and MPS, every day, so a lesson's numbers never depend on a timing probe."""
+    """Config precision flags: bf16 on GPUs with it, else fp16; fp32 on CPU and MPS every day (no timing probe)."""
     if device.startswith("cuda"):
         bf16 = torch.cuda.is_bf16_supported()
         return {"bf16": bf16, "fp16": not bf16}
@@ -39,13 +38,9 @@ def device_name(device: str) -> str:
         return torch.cuda.get_device_name(torch.device(device))
     if device.startswith("mps"):
         return "Apple MPS"
-    try:
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
-            if line.startswith("model name"):
-                return f"CPU: {line.split(':', 1)[1].strip()}"
-    except OSError:
-        pass
-    return f"CPU: {platform.processor() or platform.machine()}"
+    cpuinfo = Path("/proc/cpuinfo").read_text(encoding="utf-8") if Path("/proc/cpuinfo").is_file() else ""
+    found = re.search(r"^model name\s*:\s*(.+)$", cpuinfo, re.MULTILINE)
+    return f"CPU: {found.group(1).strip() if found else platform.processor() or platform.machine()}"
 
 def data_dir() -> Path:
     """The course datasets folder (`data/` in the repository)."""

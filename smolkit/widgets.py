@@ -1,37 +1,26 @@
-"""Two interactive views (core ipywidgets): a beta slider over DPO's loss, and a chat panel comparing models.
-
-Each also carries a static version in the same output, so a run without a widget frontend (papermill, nbval,
-GitHub) keeps the figure or the replies; JupyterLab, VS Code and Colab show the live widget.
-"""
+"""A beta slider over DPO's loss and a panel comparing models' replies, each with a static copy for papermill/GitHub."""
 
 from __future__ import annotations
 
 import base64
 import html
 import io
-import math
 from typing import Any
+
+import numpy as np
+
+from smolkit.evaluation import generate
 
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 
-def dpo_loss(margin: float, beta: float) -> float:
-    """DPO's per-pair loss, -log sigmoid(beta * margin), computed stably."""
-    z = beta * margin
-    return math.log1p(math.exp(-z)) if z > -30 else -z
-
-def push(margin: float, beta: float) -> float:
-    """How hard DPO still pushes a pair: sigmoid(-beta * margin), 1 for a wrong pair, near 0 once learned."""
-    z = beta * margin
-    return 1.0 / (1.0 + math.exp(z)) if z < 30 else 0.0
-
 def beta_summary(beta: float, margins: tuple[float, ...] = (-5.0, 0.0, 5.0, 20.0)) -> str:
-    """The loss and the remaining push at a few margins, in one line."""
-    parts = [f"m={m:+g}: loss {dpo_loss(m, beta):.3f}, push {push(m, beta):.2f}" for m in margins]
+    """DPO's loss, -log sigmoid(beta m), and the push left, sigmoid(-beta m), at a few margins m, in one line."""
+    parts = [f"m={m:+g}: loss {np.logaddexp(0, -beta * m):.3f}, push {np.exp(-np.logaddexp(0, beta * m)):.2f}"
+             for m in margins]
     return f"beta={beta:g} | " + " | ".join(parts)
 
-def beta_png(beta: float) -> bytes:
-    """The DPO loss against the margin at one beta, as PNG bytes."""
-    import numpy as np
+def beta_png(beta: float) -> str:
+    """The DPO loss against the margin at one beta, as base64 PNG."""
     from matplotlib.figure import Figure
 
     margin = np.linspace(-20, 20, 401)
@@ -42,22 +31,15 @@ def beta_png(beta: float) -> bytes:
     ax.grid(alpha=0.3)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
-    return buf.getvalue()
+    return base64.b64encode(buf.getvalue()).decode("ascii")
 
-def _bundle(text: str, png: bytes | None = None, html_text: str | None = None) -> dict[str, Any]:
-    """A static MIME bundle: plain text, and a PNG or HTML where given."""
-    data: dict[str, Any] = {"text/plain": text}
-    if png is not None:
-        data["image/png"] = base64.b64encode(png).decode("ascii")
-    if html_text is not None:
-        data["text/html"] = html_text
-    return data
-
-def show(widget: Any, fallback: dict[str, Any]) -> None:
-    """Display a widget and its static version in one output; the frontend shows the richest it can."""
+def show(widget: Any, text: str, png: str | None = None, html_text: str | None = None) -> None:
+    """Display a widget with a static copy (text, a PNG or HTML) in one output; the frontend shows the richest."""
     from IPython.display import display
 
-    display({**widget._repr_mimebundle_(), **fallback}, raw=True)
+    static = {"text/plain": text, "image/png": png, "text/html": html_text}
+    static = {mime: value for mime, value in static.items() if value}
+    display({**widget._repr_mimebundle_(), **static}, raw=True)
 
 def show_beta_explorer(beta: float = 0.1) -> None:
     """A beta slider that redraws DPO's loss curve and the push left at a few margins."""
@@ -68,32 +50,13 @@ def show_beta_explorer(beta: float = 0.1) -> None:
     out = widgets.Output()
 
     def draw(change: Any = None) -> None:
-        data = _bundle("<figure>", beta_png(slider.value))
+        data = {"text/plain": "<figure>", "image/png": beta_png(slider.value)}
         out.outputs = ({"output_type": "display_data", "data": data, "metadata": {}},
                        {"output_type": "stream", "name": "stdout", "text": beta_summary(slider.value) + "\n"})
 
     slider.observe(draw, names="value")
     draw()
-    show(widgets.VBox([slider, out]), _bundle(beta_summary(beta), beta_png(beta)))
-
-def reply(model: Any, tokenizer: Any, prompt: str, max_new_tokens: int = 64, temperature: float = 0.0,
-          seed: int = 0) -> str:
-    """One reply to a one-turn prompt: greedy at temperature 0, else sampled with a seed (so repeatable)."""
-    import torch
-
-    ids = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
-                                        tokenize=True, return_dict=True, return_tensors="pt").to(model.device)
-    sampling = {"do_sample": True, "temperature": temperature} if temperature > 0 else {"do_sample": False}
-    was_training = model.training
-    model.eval()
-    try:
-        torch.manual_seed(seed)
-        with torch.no_grad():
-            out = model.generate(**ids, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
-                                 eos_token_id=tokenizer.eos_token_id, **sampling)
-    finally:
-        model.train(was_training)
-    return tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True).strip()
+    show(widgets.VBox([slider, out]), beta_summary(beta), beta_png(beta))
 
 def compare_html(prompt: str, replies: dict[str, str]) -> str:
     """The replies side by side, one column per model (all text escaped)."""
@@ -106,9 +69,12 @@ def compare_html(prompt: str, replies: dict[str, str]) -> str:
 def show_compare(models: dict[str, tuple[Any, Any]], prompt: str, max_new_tokens: int = 64) -> None:
     """A prompt box and a Generate button; each model's reply appears side by side (static: the greedy replies)."""
     import ipywidgets as widgets
+    import torch
 
-    def replies_to(text: str, **settings: Any) -> dict[str, str]:
-        return {name: reply(m, tok, text, max_new_tokens, **settings) for name, (m, tok) in models.items()}
+    def replies_to(text: str, temperature: float = 0.0, seed: int = 0) -> dict[str, str]:
+        torch.manual_seed(seed)  # a sampled reply repeats with its seed
+        return {name: generate(m, tok, [[{"role": "user", "content": text}]], max_new_tokens,
+                               temperature=temperature)[0].text for name, (m, tok) in models.items()}
 
     first = replies_to(prompt)
     box = widgets.Textarea(value=prompt, description="prompt", layout=widgets.Layout(width="95%"), rows=2)
@@ -129,4 +95,4 @@ def show_compare(models: dict[str, tuple[Any, Any]], prompt: str, max_new_tokens
     button.on_click(run)
     panel = widgets.VBox([box, widgets.HBox([temperature, seed]), widgets.HBox([button, status]), result])
     text = "\n".join([f"prompt: {prompt}"] + [f"--- {name}\n{reply_text}" for name, reply_text in first.items()])
-    show(panel, _bundle(text, html_text=compare_html(prompt, first)))
+    show(panel, text, html_text=compare_html(prompt, first))

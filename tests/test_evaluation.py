@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from smolkit.chat import split_answer
-from smolkit.evaluation import answer_lengths, completion_logps, generate, implicit_rewards, preference_accuracy
+from smolkit.evaluation import completion_logps, generate, preference_accuracy
 
 PROMPTS = [[{"role": "user", "content": "Tell me, at some length, why the sky looks blue on a clear afternoon."}],
            [{"role": "user", "content": "Hi"}],
@@ -33,17 +33,17 @@ def test_completion_logps_sum_the_answer_tokens_only(tiny):
         assert abs(float(got[i]) - expected) < 1e-3, i
 
 
-def test_answer_lengths_count_the_answer_and_its_end_of_turn(tokenizer):
-    lengths = answer_lengths(tokenizer, PROMPTS, ANSWERS)
-    ids = [tokenizer(a[0]["content"], add_special_tokens=False)["input_ids"] for a in ANSWERS]
-    assert lengths.tolist() == [len(i) + 1 for i in ids]  # + the end-of-turn token, which DPO also scores
-
-
-def test_preference_accuracy_and_implicit_rewards_by_dimension():
+def test_preference_accuracy_counts_chosen_ahead_by_dimension():
     dims = ["safe", "safe", "format"]
     chosen, rejected = torch.tensor([-5.0, -9.0, -3.0]), torch.tensor([-6.0, -8.0, -1.0])
-    acc = preference_accuracy(dims, chosen, rejected, torch.tensor([5, 9, 3]), torch.tensor([3, 4, 1]))
-    assert acc["logp_accuracy"] == pytest.approx({"overall": 1 / 3, "format": 0.0, "safe": 0.5})
-    assert acc["logp_per_token_accuracy"]["overall"] == pytest.approx(2 / 3)  # -1 a token beats -2 twice; -1 ties -1
-    rewards = implicit_rewards(dims, chosen + 1, rejected, chosen, rejected, beta=0.1)
-    assert rewards["reward_accuracy"]["overall"] == 1.0 and abs(rewards["mean_margin"]["overall"] - 0.1) < 1e-6
+    assert preference_accuracy(dims, chosen, rejected) == pytest.approx({"overall": 1 / 3, "format": 0.0, "safe": 0.5})
+
+
+def test_generate_samples_above_temperature_zero_and_repeats_with_the_seed(tiny):
+    model, tok = tiny
+    runs = []
+    for seed in (1, 1, 2):
+        torch.manual_seed(seed)
+        runs.append(generate(model, tok, PROMPTS[:1], max_new_tokens=8, temperature=1.5)[0].text)
+    greedy = generate(model, tok, PROMPTS[:1], max_new_tokens=8)[0].text
+    assert runs[0] == runs[1] and len({runs[0], runs[2], greedy}) > 1

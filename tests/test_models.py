@@ -8,7 +8,8 @@ import torch
 
 import smolkit.models as models
 from smolkit.evaluation import generate
-from smolkit.models import ModelLoadError, embedded_checkpoint, load_model, read_beside, resolve_model, save_model
+from smolkit.models import ModelLoadError, embedded_checkpoint, load_model, resolve_model, save_model
+from smolkit.runtime import read_json
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +57,7 @@ def test_a_hub_id_offline_fails_fast_without_the_network_and_names_embedded(monk
 def test_save_model_writes_safetensors_with_files_beside_and_reloads(tiny, tmp_path):
     model, tok = tiny
     folder = save_model(model, tok, tmp_path / "m", scores={"rows": 3}, recipe={"learning_rate": 2e-5})
-    assert (folder / "model.safetensors").is_file() and read_beside(folder, "scores") == {"rows": 3}
+    assert (folder / "model.safetensors").is_file() and read_json(folder / "scores.json") == {"rows": 3}
     reloaded, _ = load_model(str(folder))
     assert torch.equal(reloaded.lm_head.weight, model.lm_head.weight)
 
@@ -71,5 +72,5 @@ def test_an_interrupted_save_leaves_the_previous_model(tiny, tmp_path, monkeypat
     monkeypatch.setattr(type(tok), "save_pretrained", crash)
     with pytest.raises(KeyboardInterrupt):
         save_model(model, tok, folder, scores={"run": 2})
-    assert read_beside(folder, "scores") == {"run": 1} and (folder / "model.safetensors").is_file()
+    assert read_json(folder / "scores.json") == {"run": 1} and (folder / "model.safetensors").is_file()
     assert [p.name for p in tmp_path.iterdir()] == ["m"]  # no temporary folder left behind

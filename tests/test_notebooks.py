@@ -108,7 +108,7 @@ def executed(path: Path) -> list[dict]:
     return [c for c in json.loads(copy.read_text())["cells"] if c["cell_type"] == "code"]
 
 
-DRAWS = re.compile(r"\.plot[.(]|\bplt\.|\b(training_curves|before_after|dial_chart|pipeline_diagram|show_beta_explorer)"
+DRAWS = re.compile(r"\.plot[.(]|\bplt\.|\b(training_curves|before_after|dial_chart|show_beta_explorer)"
                    r"\(")
 WARNING = re.compile(r"\b[A-Z]\w*Warning\b")
 

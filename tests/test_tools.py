@@ -87,12 +87,14 @@ def test_without_a_candidate_that_reaches_the_target_the_closest_is_named_and_no
 def test_candidates_scale_the_learning_rate_and_change_only_what_they_name(bench, monkeypatch):
     assert bench.learning_rate("sft", 16, "linear") == pytest.approx(2e-4)
     assert bench.learning_rate("sft", 16, "sqrt") == pytest.approx(1e-4)
-    assert bench.learning_rate("dpo", 8, "same") == 1e-6
+    assert bench.learning_rate("dpo", 8, "same") == 1e-6 and bench.learning_rate("dpo", 8, 2e-5) == 2e-5
     guide = bench.candidate_settings("sft", None)
     fast = bench.candidate_settings("sft", bench.CANDIDATES["sft-b16-linear-bf16"])
     changed = {k for k in fast.keys() | guide.keys() if fast.get(k, "unset") != guide.get(k, "unset")}
     assert changed == {"per_device_train_batch_size", "learning_rate", "bf16", "padding_free", "max_length"}
-    assert all(c["stage"] in bench.STAGES and c["lr"] in ("same", "linear", "sqrt") for c in bench.CANDIDATES.values())
+    rules = [c["lr"] for c in bench.CANDIDATES.values()]
+    assert all(rule in ("same", "linear", "sqrt") or rule > 0 for rule in rules)
+    assert all(c["stage"] in bench.STAGES for c in bench.CANDIDATES.values())
     assert set(bench.DEFAULT_CANDIDATES.split(",")) <= set(bench.CANDIDATES)
     for instructions, skipped in (([], True), (["amx_bf16"], False)):  # bf16 only where it is not emulated
         monkeypatch.setattr(bench, "bf16_instructions", lambda found=instructions: found)

@@ -1,6 +1,7 @@
 """smolkit.widgets and smolkit.plots: the numbers the beta slider shows, the compare panel, and both static versions."""
 
 import math
+import re
 
 import matplotlib
 import pandas as pd
@@ -11,16 +12,20 @@ from smolkit import plots, widgets
 matplotlib.use("Agg")
 
 
-@pytest.mark.parametrize("margin, beta", [(-5.0, 0.1), (0.0, 0.5), (20.0, 0.1), (400.0, 1.0)])
-def test_the_loss_and_push_are_dpos(margin, beta):
-    sigma = 1 / (1 + math.exp(-beta * margin))
-    assert widgets.dpo_loss(margin, beta) == pytest.approx(-math.log(sigma))
-    assert widgets.push(margin, beta) == pytest.approx(1 - sigma)
+@pytest.mark.parametrize("beta", [0.1, 0.5, 1.0])
+def test_the_slider_shows_dpos_loss_and_push(beta):
+    shown = re.findall(r"m=([-+\d.]+): loss ([\d.]+), push ([\d.]+)", widgets.beta_summary(beta))
+    assert len(shown) == 4
+    for margin, loss, push in shown:
+        sigma = 1 / (1 + math.exp(-beta * float(margin)))
+        assert float(loss) == pytest.approx(-math.log(sigma), abs=5e-4)
+        assert float(push) == pytest.approx(1 - sigma, abs=5e-3)
 
 
 def test_a_larger_beta_leaves_less_push_at_the_same_margin():
-    assert widgets.push(5.0, 1.0) < widgets.push(5.0, 0.1) < widgets.push(0.0, 0.1) == 0.5
-    assert "loss 0.693" in widgets.beta_summary(0.1)  # ln 2 at margin 0
+    pushes = {beta: float(re.search(r"m=\+5: loss [\d.]+, push ([\d.]+)", widgets.beta_summary(beta))[1])
+              for beta in (0.1, 1.0)}
+    assert pushes[1.0] < pushes[0.1] < 0.5 and "m=+0: loss 0.693, push 0.50" in widgets.beta_summary(0.1)
 
 
 def test_compare_html_escapes_model_text():

@@ -57,9 +57,9 @@ STAGES = ("sft", "dpo")
 # defaults. Both stages train on the answer tokens (assistant_only_loss, DPO's completions).
 GUIDE = {"sft": {"per_device_train_batch_size": 4, "learning_rate": 5e-5},
          "dpo": {"per_device_train_batch_size": 2, "learning_rate": 1e-6}}
-# What a candidate changes: batch (per step), lr ("same" as the guide, or scaled "linear"/"sqrt" with the batch),
-# padding_free (SFT), grouped (DPO: batches of pairs of similar length), speed_ups, bf16 (autocast; on a CPU only
-# with AMX or AVX512-BF16).
+# What a candidate changes: batch (per step), lr ("same" as the guide, scaled "linear"/"sqrt" with the batch, or a
+# number: that rate), padding_free (SFT), grouped (DPO: batches of pairs of similar length), speed_ups, bf16
+# (autocast; on a CPU only with AMX or AVX512-BF16).
 CANDIDATES: dict[str, dict[str, Any]] = {
     "sft-b16-same": {"stage": "sft", "batch": 16, "lr": "same", "padding_free": True, "speed_ups": True},
     "sft-b16-sqrt": {"stage": "sft", "batch": 16, "lr": "sqrt", "padding_free": True, "speed_ups": True},
@@ -68,19 +68,28 @@ CANDIDATES: dict[str, dict[str, Any]] = {
     "sft-b16-linear-stock": {"stage": "sft", "batch": 16, "lr": "linear", "padding_free": True},
     "sft-b16-linear-bf16": {"stage": "sft", "batch": 16, "lr": "linear", "padding_free": True, "speed_ups": True,
                             "bf16": True},
+    "sft-b16-4e-4": {"stage": "sft", "batch": 16, "lr": 4e-4, "padding_free": True, "speed_ups": True},
+    "sft-b16-4e-4-bf16": {"stage": "sft", "batch": 16, "lr": 4e-4, "padding_free": True, "speed_ups": True,
+                          "bf16": True},
     "dpo-b4-same": {"stage": "dpo", "batch": 4, "lr": "same", "grouped": True, "speed_ups": True},
     "dpo-b4-sqrt": {"stage": "dpo", "batch": 4, "lr": "sqrt", "grouped": True, "speed_ups": True},
     "dpo-b4-linear": {"stage": "dpo", "batch": 4, "lr": "linear", "grouped": True, "speed_ups": True},
     "dpo-b8-linear": {"stage": "dpo", "batch": 8, "lr": "linear", "grouped": True, "speed_ups": True},
     "dpo-b4-linear-bf16": {"stage": "dpo", "batch": 4, "lr": "linear", "grouped": True, "speed_ups": True,
                            "bf16": True},
+    "dpo-b4-1e-5": {"stage": "dpo", "batch": 4, "lr": 1e-5, "grouped": True, "speed_ups": True},
+    "dpo-b4-2e-5": {"stage": "dpo", "batch": 4, "lr": 2e-5, "grouped": True, "speed_ups": True},  # 02's rate
+    "dpo-b8-2e-5": {"stage": "dpo", "batch": 8, "lr": 2e-5, "grouped": True, "speed_ups": True},
+    "dpo-b4-2e-5-bf16": {"stage": "dpo", "batch": 4, "lr": 2e-5, "grouped": True, "speed_ups": True, "bf16": True},
 }
 DEFAULT_CANDIDATES = "sft-b16-linear,sft-b8-linear,dpo-b4-linear,dpo-b8-linear"
 NEVER = "never reached the guide's final held-out loss in its pass"
 
 
-def learning_rate(stage: str, batch: int, rule: str) -> float:
-    """The guide's learning rate kept ("same") or scaled with batch / guide batch ("linear") or its root ("sqrt")."""
+def learning_rate(stage: str, batch: int, rule: str | float) -> float:
+    """The guide's rate kept ("same"), scaled with batch / guide batch ("linear") or its root ("sqrt"), or `rule`."""
+    if not isinstance(rule, str):
+        return float(rule)
     ratio = batch / GUIDE[stage]["per_device_train_batch_size"]
     return GUIDE[stage]["learning_rate"] * {"same": 1.0, "linear": ratio, "sqrt": math.sqrt(ratio)}[rule]
 

@@ -1,5 +1,4 @@
-"""The performance wing: what makes training fast or fit on a machine, for notebook 04 and `make bench` only.
-Nothing in the lesson core imports it; the lessons train with stock TRL, fp32 on a CPU."""
+"""The performance wing (notebook 04 and `make bench` only): what makes training fast, or fit, on a machine."""
 
 from smolkit.perf.hardware import (
                                    ARCHITECTURES,
@@ -24,7 +23,4 @@ from smolkit.perf.training import (
                                    sequence_lengths,
 )
 
-__all__ = ["ARCHITECTURES", "TARGETS", "TrainingClock", "answer_logps", "architecture_parameters",
-           "bf16_instructions", "build_trainer", "config_code", "describe", "estimate_memory", "eval_steps",
-           "heldout_examples", "heldout_loss", "in_fresh_process", "precision_probe", "sequence_lengths", "setup_for",
-           "speed_up", "track", "training_run"]
+__all__ = [name for name in dir() if not name.startswith("_") and name not in {"hardware", "runs", "speed", "training"}]
