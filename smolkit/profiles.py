@@ -42,7 +42,7 @@ class Profile:
     eval_steps: int = 10  # SFT evaluates a held-out slice every eval_steps steps, for notebook 01's curve
     curve_eval_size: int = 16
     train_rows: int | None = None  # SFT training rows (None: all)
-    shortcut_share: float = 0.5  # notebook 06: the share of 02's plan of pairs that DPO without SFT trains on
+    shortcut_share: float = 0.25  # notebook 06: the share of 02's plan that DPO without SFT trains on (time)
     dial_steps: int = 12  # notebook 05: optimizer steps of each run in its grid
     pair_eval_size: int = 22  # held-out preference prompts per dimension (22: all of the test split)
 
@@ -53,9 +53,10 @@ PROFILES = {
                      pair_eval_size=2),
     "default": Profile("default"),
     # The guide's SFT run (1000 steps of 4 at 5e-5) for a GPU; DPO over every training prompt, three passes.
-    "full": Profile("full", sft_steps=1000, sft_batch_size=4, dpo_prompts={"safe": 84, "format": 84, "correct": 84,
-                    "helpful": 84, "concise": 84}, dpo_epochs=3, eval_size=150, max_new_tokens=128, logging_steps=10,
-                    save_steps=100, eval_steps=50, curve_eval_size=64, shortcut_share=1.0, dial_steps=100),
+    "full": Profile("full", sft_steps=1000, sft_batch_size=4, sft_learning_rate=5e-5, dpo_epochs=3,
+                    dpo_prompts={"safe": 84, "format": 84, "correct": 84, "helpful": 84, "concise": 84}, eval_size=150,
+                    max_new_tokens=128, logging_steps=10, save_steps=100, eval_steps=50, curve_eval_size=64,
+                    shortcut_share=1.0, dial_steps=100),
 }
 
 def get_profile(name: str, **overrides: Any) -> Profile:
