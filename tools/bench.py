@@ -82,7 +82,8 @@ CANDIDATES: dict[str, dict[str, Any]] = {
     "dpo-b8-2e-5": {"stage": "dpo", "batch": 8, "lr": 2e-5, "grouped": True, "speed_ups": True},
     "dpo-b4-2e-5-bf16": {"stage": "dpo", "batch": 4, "lr": 2e-5, "grouped": True, "speed_ups": True, "bf16": True},
 }
-DEFAULT_CANDIDATES = "sft-b16-linear,sft-b8-linear,dpo-b4-linear,dpo-b8-linear"
+# The default: the winners of the 2026-12-07 run (docs/hardware.md) and the runner-up of each stage, about 18 min.
+DEFAULT_CANDIDATES = "sft-b16-linear,sft-b16-linear-bf16,dpo-b4-2e-5,dpo-b8-2e-5"
 NEVER = "never reached the guide's final held-out loss in its pass"
 
 
@@ -300,13 +301,13 @@ def fmt(value: float | None, spec: str, none: str = "-") -> str:
 
 def table(report: dict) -> list[str]:
     """The printed table: per stage, the guide and each candidate (medians, [min-max] over repeats), the winner."""
-    lines = [f"{'stage':6}{'variant':22}{'train s':>9}{'final loss':>11}{'s to target':>12}{'equal-loss x':>19}"
+    lines = [f"{'stage':6}{'variant':22}{'train s':>9}{'final loss':>11}{'s to target':>12}{'equal-loss x':>22}"
              f"{'loss at equal s':>16}{'% fp32 peak':>12}  reached"]
     for stage in (s for s in STAGES if s in report):
         r = report[stage]
         g = r["guide"]
         lines.append(f"{stage:6}{'guide':22}{fmt(g['seconds']['median'], '9.1f')}"
-                     f"{fmt(g['final_eval_loss']['median'], '11.3f')}{'':>12}{'1.00':>19}{'':>16}"
+                     f"{fmt(g['final_eval_loss']['median'], '11.3f')}{'':>12}{'1.00':>22}{'':>16}"
                      f"{fmt(100 * g['matmul_share']['fp32'], '11.1f')}%")
         for name, c in r["candidates"].items():
             eq = c["equal_loss_speedup"]
@@ -315,7 +316,7 @@ def table(report: dict) -> list[str]:
             mark = "*" if name == r["recommended"] else " "
             lines.append(f"{stage:6}{mark + name:22}{fmt(c['seconds']['median'], '9.1f')}"
                          f"{fmt(c['final_eval_loss']['median'], '11.3f')}{fmt(times, '12.1f', 'never'):>12}"
-                         f"{speedup:>19}"
+                         f"{speedup:>22}"
                          f"{fmt(c['loss_at_equal_time']['median'], '16.3f')}"
                          f"{fmt(100 * c['matmul_share']['fp32'], '11.1f')}%  {'yes' if c['reached'] else 'no'}")
         for name, why in r.get("skipped", {}).items():
