@@ -42,7 +42,7 @@ class Profile:
     eval_steps: int = 10  # SFT evaluates a held-out slice every eval_steps steps, for notebook 01's curve
     curve_eval_size: int = 16
     train_rows: int | None = None  # SFT training rows (None: all)
-    shortcut_share: float = 0.25  # notebook 06: the share of 02's plan that DPO without SFT trains on (time)
+    shortcut_share: float = 0.15  # notebook 06: the share of 02's plan that DPO without SFT trains on (time)
     dial_steps: int = 12  # notebook 05: optimizer steps of each run in its grid
     pair_eval_size: int = 22  # held-out preference prompts per dimension (22: all of the test split)
 
